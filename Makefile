@@ -1,0 +1,40 @@
+# lit_reg — `make help` lists the targets. Each target sets up .venv itself on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test test-fast lint tensorboard clean-logs
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+demo: $(VENV)/.runtime ## train the toy-regression early-stopping demo (no download needed)
+	$(BIN)/lit-reg fit --config configs/toy_regression.yaml --trainer.enable_progress_bar false
+
+test: $(VENV)/.dev ## run the whole test suite, slow tests included (what CI runs)
+	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.dev ## run the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(VENV)/.dev ## ruff over the code
+	$(BIN)/ruff check .
+
+tensorboard: $(VENV)/.runtime ## open TensorBoard on logs/
+	$(BIN)/tensorboard --logdir logs
+
+clean-logs: ## delete every run under logs/ (keeps logs/.gitkeep)
+	find logs -mindepth 1 ! -name .gitkeep -delete

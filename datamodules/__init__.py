@@ -1,0 +1,7 @@
+"""LightningDataModules of the collection, one a file, over one in-memory base."""
+
+from datamodules.base import BatchTensorDataset, InMemoryDataModule
+from datamodules.fashion_mnist import FashionMNISTDataModule
+from datamodules.toy_regression import ToyRegressionDataModule
+
+__all__ = ["BatchTensorDataset", "FashionMNISTDataModule", "InMemoryDataModule", "ToyRegressionDataModule"]

@@ -1,0 +1,198 @@
+"""The in-memory base every datamodule of the collection shares.
+
+Data path: files are decoded once into one tensor per split (uint8 for images); a
+:class:`BatchTensorDataset` returns a whole batch from one tensor index; a standard ``DataLoader``
+carries the indices (so Lightning can inject a ``DistributedSampler``); float conversion and
+normalization happen on the batch, on the model's device, in :meth:`InMemoryDataModule.on_after_batch_transfer`.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+SPLITS = ("train", "val", "test")
+
+
+class BatchTensorDataset(Dataset):
+    """Inputs and targets held as two tensors; ``__getitems__`` fetches a whole batch by one index.
+
+    Example:
+        >>> ds = BatchTensorDataset(torch.arange(10).view(5, 2), torch.arange(5))
+        >>> ds.__getitems__([4, 0])
+        (tensor([[8, 9],
+                [0, 1]]), tensor([4, 0]))
+    """
+
+    def __init__(self, inputs: Tensor, targets: Tensor) -> None:
+        if len(inputs) != len(targets):
+            raise ValueError(f"inputs and targets differ in length: {len(inputs)} != {len(targets)}")
+        self.inputs = inputs
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.inputs[index], self.targets[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return self.inputs[index], self.targets[index]
+
+
+def collate_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """The batch from ``__getitems__`` is already collated; pass it through."""
+    return batch
+
+
+def check_positive_int(value: int, argument: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"`{argument}` must be a positive integer, got {value!r}")
+    return value
+
+
+def check_fraction(value: float, argument: str) -> float:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"`{argument}` must be in (0, 1), got {value!r}")
+    return value
+
+
+def split_indices(num_samples: int, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Seeded random train/validation split of ``range(num_samples)``: ``(train_idx, val_idx)``.
+
+    Raises:
+        ValueError: if the fraction leaves no training or no validation sample.
+
+    Example:
+        >>> train, val = split_indices(10, 0.2, seed=0)
+        >>> len(train), len(val), sorted(torch.cat([train, val]).tolist()) == list(range(10))
+        (8, 2, True)
+    """
+    num_val = round(num_samples * val_fraction)
+    if num_val < 1 or num_val > num_samples - 1:
+        raise ValueError(
+            f"`val_fraction`={val_fraction} of {num_samples} samples leaves {num_val} for validation and "
+            f"{num_samples - num_val} for training; both need at least one: pick a fraction between "
+            f"{1 / num_samples:.4g} and {1 - 1 / num_samples:.4g}"
+        )
+    order = torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed))
+    return order[num_val:], order[:num_val]
+
+
+def uint8_mean_std(images: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and std of uint8 ``images`` scaled to [0, 1], from a 256-bin histogram (no float copy).
+
+    Example:
+        >>> mean, std = uint8_mean_std(torch.tensor([0, 255], dtype=torch.uint8))
+        >>> round(mean.item(), 4), round(std.item(), 4)
+        (0.5, 0.7071)
+    """
+    counts = torch.bincount(images.reshape(-1), minlength=256).double()
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    total = counts.sum()
+    mean = (counts * values).sum() / total
+    var = (counts * (values - mean) ** 2).sum() / (total - 1)
+    return mean.float().reshape(1), var.sqrt().float().reshape(1)
+
+
+class InMemoryDataModule(pl.LightningDataModule):
+    """Base datamodule: one in-memory tensor pair per split, batches by one tensor index.
+
+    Subclasses implement :meth:`load_splits` (decode files or generate data, once) and set the sizes the
+    models need right in ``__init__``: ``input_size`` and either ``num_classes`` (classification,
+    with ``classes``) or ``output_size`` (regression).
+
+    Normalization: uint8 inputs become floats in [0, 1]; when :attr:`mean`/:attr:`std` are set (from the
+    training split, by :meth:`fit_normalization`) the batch is standardized with them. Both are part of
+    the datamodule's ``state_dict``, so they travel in checkpoints.
+
+    Args:
+        batch_size: samples per batch, > 0.
+        num_workers: ``DataLoader`` worker processes (0 loads in the main process, which is fastest for
+            in-memory data).
+        seed: seed for splits and any generated data.
+        pin_memory: pin host memory of batches (useful only with a GPU).
+    """
+
+    input_size: int
+    num_classes: int | None = None
+    output_size: int | None = None
+
+    def __init__(self, batch_size: int = 64, num_workers: int = 0, seed: int = 42, pin_memory: bool = False) -> None:
+        super().__init__()
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"`num_workers` must be an integer >= 0, got {num_workers!r}")
+        self.num_workers = num_workers
+        self.seed = seed
+        self.pin_memory = pin_memory
+        self.datasets: dict[str, BatchTensorDataset] = {}
+        self.mean: Tensor | None = None
+        self.std: Tensor | None = None
+
+    @abstractmethod
+    def load_splits(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """Return ``{"train": (x, y), "val": (x, y), "test": (x, y)}``, decoded or generated once."""
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load every split once (any stage); later calls do nothing."""
+        if self.datasets:
+            return
+        splits = self.load_splits()
+        self.datasets = {name: BatchTensorDataset(*tensors) for name, tensors in splits.items()}
+        if self.mean is None:
+            self.fit_normalization(splits["train"][0])
+
+    def fit_normalization(self, train_inputs: Tensor) -> None:
+        """Set :attr:`mean`/:attr:`std` from the training inputs. The base leaves inputs unnormalized."""
+
+    def transform_inputs(self, x: Tensor) -> Tensor:
+        """uint8 → float in [0, 1], then standardize with the training statistics if set."""
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
+        if self.mean is not None and self.std is not None:
+            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        return x
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, (tuple, list)):
+            return (self.transform_inputs(batch[0]), *batch[1:])
+        return self.transform_inputs(batch)
+
+    def _dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
+        if not self.datasets:
+            self.setup()
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_batch,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._dataloader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._dataloader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._dataloader("test")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.mean = state_dict.get("mean")
+        self.std = state_dict.get("std")

@@ -1,0 +1,64 @@
+"""The lectures' small 1-D regression sets, generated from a seed."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from datamodules.base import InMemoryDataModule
+
+
+class ToyRegressionDataModule(InMemoryDataModule):
+    """One of the lectures' 1-D regression sets, generated with a seed (no files, no download).
+
+    - ``"quadratic"``: x in [-3, 3) with step 0.15 (40 points), y = x² + x·ε with ε ~ N(0, 1) for
+      training; validation and test on the clean curve y = x² at the same x. A net that fits the
+      noise sees its validation loss turn up: the early-stopping demo.
+    - ``"linear"``: 10 points x ~ U(0, 1), y = 2x + 2·ε for training; validation and test on a
+      40-point grid of the clean line y = 2x over [0, 1]: the over-fitting / weight-norm demo.
+
+    Inputs and targets have shape ``(n, 1)``; ``input_size`` and ``output_size`` are 1.
+
+    Args:
+        dataset: ``"quadratic"`` or ``"linear"``.
+        batch_size: samples per batch (the lecture uses 1).
+        seed: seed of the generated noise and points.
+        num_workers: ``DataLoader`` workers.
+
+    Example:
+        >>> dm = ToyRegressionDataModule("quadratic")
+        >>> dm.setup()
+        >>> [len(dm.datasets[s]) for s in ("train", "val", "test")]
+        [40, 40, 40]
+    """
+
+    input_size = 1
+    output_size = 1
+    DATASETS = ("quadratic", "linear")
+
+    def __init__(
+        self,
+        dataset: Literal["quadratic", "linear"] = "quadratic",
+        batch_size: int = 1,
+        seed: int = 2021,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        if dataset not in self.DATASETS:
+            raise ValueError(f"`dataset` must be one of {list(self.DATASETS)}, got {dataset!r}")
+        self.dataset = dataset
+
+    def load_splits(self) -> dict[str, tuple[Tensor, Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed)
+        if self.dataset == "quadratic":
+            x = torch.arange(-3, 3, 0.15).unsqueeze(1)
+            y = x**2 + x * torch.randn(x.shape, generator=generator)
+            clean = (x, x**2)
+        else:
+            x = torch.rand(10, 1, generator=generator)
+            y = 2 * x + 2 * torch.randn(x.shape, generator=generator)
+            grid = torch.linspace(0, 1, 40).unsqueeze(1)
+            clean = (grid, 2 * grid)
+        return {"train": (x, y), "val": clean, "test": clean}

@@ -1,0 +1,14 @@
+"""lit_reg: PyTorch Lightning models for training and studying regularized dense networks."""
+
+from lit_reg.defaults import default_callbacks, default_logger
+from lit_reg.models import DenseClassifier, DenseRegressor, RegularizedModule, build_dense_stack
+
+__all__ = [
+    "DenseClassifier",
+    "DenseRegressor",
+    "RegularizedModule",
+    "build_dense_stack",
+    "default_callbacks",
+    "default_logger",
+]
+__version__ = "0.1.0"

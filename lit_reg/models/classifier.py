@@ -1,0 +1,60 @@
+"""Dense multi-class classifier."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from lit_reg.models.base import RegularizedModule
+
+
+class DenseClassifier(RegularizedModule):
+    """Multi-class dense classifier: cross-entropy on logits, accuracy logged as ``<stage>_acc``.
+
+    All regularization options of :class:`~lit_reg.models.base.RegularizedModule` apply.
+
+    Args:
+        input_size: number of input features (784 for 28×28 FashionMNIST).
+        num_classes: number of classes, >= 2.
+        hidden_sizes, activation, dropout, batchnorm, optimizer, lr, weight_decay, momentum: see
+            :class:`~lit_reg.models.base.RegularizedModule`.
+
+    Example:
+        >>> import torch
+        >>> model = DenseClassifier(input_size=4, num_classes=3, hidden_sizes=[8], dropout=0.2)
+        >>> model(torch.zeros(5, 4)).shape
+        torch.Size([5, 3])
+    """
+
+    def __init__(
+        self,
+        input_size: int = 784,
+        num_classes: int = 10,
+        hidden_sizes: Sequence[int] = (512, 512),
+        activation: str = "relu",
+        dropout: float | Sequence[float] = 0.0,
+        batchnorm: bool = False,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+    ) -> None:
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}")
+        super().__init__(input_size, num_classes, hidden_sizes, activation, dropout, batchnorm, optimizer, lr,
+                         weight_decay, momentum)
+
+    def configure_metrics(self) -> MetricCollection:
+        return MetricCollection({"acc": MulticlassAccuracy(num_classes=self.hparams.num_classes, average="micro")})
+
+    def compute_loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(outputs, target)
+
+    def predict_outputs(self, outputs: Tensor) -> dict[str, Tensor]:
+        """Class indices (``preds``) and class probabilities (``probs``)."""
+        probs = outputs.softmax(dim=-1)
+        return {"preds": probs.argmax(dim=-1), "probs": probs}

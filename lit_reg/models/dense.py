@@ -1,0 +1,84 @@
+"""The one builder of the dense stack every model in the collection uses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from lit_reg.registry import ACTIVATIONS, check_in_range, lookup
+
+
+def check_sizes(hidden_sizes: Sequence[int]) -> list[int]:
+    """Return ``hidden_sizes`` as a list, or raise ``ValueError`` if it is empty or not all positive."""
+    sizes = list(hidden_sizes)
+    if not sizes or any(not isinstance(s, int) or isinstance(s, bool) or s <= 0 for s in sizes):
+        raise ValueError(f"`hidden_sizes` must be a non-empty list of positive integers, got {hidden_sizes!r}")
+    return sizes
+
+
+def dropout_rates(dropout: float | Sequence[float], num_hidden: int) -> list[float]:
+    """Expand ``dropout`` (one rate, or one per hidden layer) to a list of ``num_hidden`` checked rates."""
+    rates = [float(dropout)] * num_hidden if isinstance(dropout, (int, float)) else [float(p) for p in dropout]
+    if len(rates) != num_hidden:
+        raise ValueError(
+            f"`dropout` must be one float or a list with one rate per hidden layer ({num_hidden}), "
+            f"got {len(rates)} rates: {list(dropout)!r}"
+        )
+    for p in rates:
+        check_in_range(p, "dropout", 0.0, 1.0)
+    return rates
+
+
+def build_dense_stack(
+    input_size: int,
+    hidden_sizes: Sequence[int],
+    output_size: int,
+    activation: str = "relu",
+    dropout: float | Sequence[float] = 0.0,
+    batchnorm: bool = False,
+) -> nn.Sequential:
+    """Build ``Linear → [BatchNorm1d] → activation → [Dropout(p_i)]`` per hidden size, then the output ``Linear``.
+
+    Batch norm sits between each hidden ``Linear`` and its activation; dropout follows the activation
+    and is left out of layers whose rate is 0. The output layer has neither.
+
+    Args:
+        input_size: number of input features (images are flattened before the stack).
+        hidden_sizes: width of each hidden layer, at least one, all positive.
+        output_size: number of outputs (classes, logits or regression targets).
+        activation: one of ``relu``, ``leaky_relu``, ``tanh``, ``sigmoid``, ``elu``.
+        dropout: one rate in [0, 1) for every hidden layer, or a list with one rate per hidden layer.
+        batchnorm: put a ``BatchNorm1d`` after every hidden ``Linear``.
+
+    Raises:
+        ValueError: for an unknown activation, bad sizes or dropout rates.
+
+    Example:
+        >>> build_dense_stack(4, [8], 2, activation="tanh", dropout=0.5)
+        Sequential(
+          (0): Linear(in_features=4, out_features=8, bias=True)
+          (1): Tanh()
+          (2): Dropout(p=0.5, inplace=False)
+          (3): Linear(in_features=8, out_features=2, bias=True)
+        )
+    """
+    for name, value in (("input_size", input_size), ("output_size", output_size)):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+    sizes = check_sizes(hidden_sizes)
+    rates = dropout_rates(dropout, len(sizes))
+    activation_cls = lookup(ACTIVATIONS, activation, "activation")
+
+    layers: list[nn.Module] = []
+    width = input_size
+    for size, rate in zip(sizes, rates, strict=True):
+        layers.append(nn.Linear(width, size))
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(size))
+        layers.append(activation_cls())
+        if rate > 0:
+            layers.append(nn.Dropout(rate))
+        width = size
+    layers.append(nn.Linear(width, output_size))
+    return nn.Sequential(*layers)

@@ -1,0 +1,58 @@
+"""Dense regressor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MeanAbsoluteError, MetricCollection, R2Score
+
+from lit_reg.models.base import RegularizedModule
+
+
+class DenseRegressor(RegularizedModule):
+    """Dense regressor: mean squared error as ``<stage>_loss``, plus ``<stage>_mae`` and ``<stage>_r2``.
+
+    The defaults are the lectures' over-parameterized 1 → 300 → 500 → 1 LeakyReLU net.
+    Targets have shape ``(batch, output_size)``.
+
+    Args:
+        input_size: number of input features.
+        output_size: number of regression targets.
+        hidden_sizes, activation, dropout, batchnorm, optimizer, lr, weight_decay, momentum: see
+            :class:`~lit_reg.models.base.RegularizedModule`.
+
+    Example:
+        >>> import torch
+        >>> model = DenseRegressor(hidden_sizes=[6], activation="sigmoid")
+        >>> model(torch.zeros(5, 1)).shape
+        torch.Size([5, 1])
+    """
+
+    def __init__(
+        self,
+        input_size: int = 1,
+        output_size: int = 1,
+        hidden_sizes: Sequence[int] = (300, 500),
+        activation: str = "leaky_relu",
+        dropout: float | Sequence[float] = 0.0,
+        batchnorm: bool = False,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+    ) -> None:
+        super().__init__(input_size, output_size, hidden_sizes, activation, dropout, batchnorm, optimizer, lr,
+                         weight_decay, momentum)
+
+    def configure_metrics(self) -> MetricCollection:
+        return MetricCollection({"mae": MeanAbsoluteError(), "r2": R2Score()})
+
+    def compute_loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(outputs, target)
+
+    def metric_inputs(self, outputs: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        if self.hparams.output_size == 1:
+            return outputs.reshape(-1), target.reshape(-1)
+        return outputs, target

@@ -1,0 +1,105 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lit_reg.cli import build_cli
+from lit_reg.models import DenseClassifier, DenseRegressor
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def fashion_args(root: Path) -> list[str]:
+    return ["--model", "DenseClassifier", "--data", "FashionMNISTDataModule", "--data.data_dir", str(root),
+            "--data.download", "false", "--model.hidden_sizes", "[32]", "--trainer.max_epochs", "2", *QUIET]
+
+
+def scalar_tags(run_dir: Path) -> set[str]:
+    accumulator = EventAccumulator(str(run_dir))
+    accumulator.Reload()
+    return set(accumulator.Tags()["scalars"])
+
+
+def test_fit_with_overrides_writes_a_tensorboard_run(in_tmp_dir, fashion_root):
+    cli = build_cli(["fit", *fashion_args(fashion_root), "--model.dropout", "0.3", "--model.optimizer", "sgd",
+                     "--model.momentum", "0.9"])
+    assert isinstance(cli.model, DenseClassifier)
+    assert (cli.model.hparams.dropout, cli.model.hparams.optimizer, cli.model.hparams.momentum) == (0.3, "sgd", 0.9)
+    assert (cli.model.hparams.input_size, cli.model.hparams.num_classes) == (784, 10)  # linked from the data
+    run = in_tmp_dir / "logs" / "DenseClassifier" / "version_0"
+    assert {"val_loss", "val_acc", "train_loss", "train_acc"} <= scalar_tags(run)
+    assert (run / "config.yaml").is_file() and (run / "hparams.yaml").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert Path(cli.trainer.checkpoint_callback.best_model_path).resolve().parent == run / "checkpoints"
+    saved = yaml.safe_load((run / "hparams.yaml").read_text())
+    assert "output_size" not in saved and saved["dropout"] == 0.3
+
+
+def test_second_run_gets_a_new_version_and_keeps_the_first(in_tmp_dir, fashion_root):
+    build_cli(["fit", *fashion_args(fashion_root), "--trainer.max_epochs", "1"])
+    first = in_tmp_dir / "logs" / "DenseClassifier" / "version_0"
+    before = {p: p.stat().st_mtime_ns for p in first.rglob("*")}
+    build_cli(["fit", *fashion_args(fashion_root), "--trainer.max_epochs", "1"])
+    assert (in_tmp_dir / "logs" / "DenseClassifier" / "version_1" / "config.yaml").is_file()
+    assert {p: p.stat().st_mtime_ns for p in first.rglob("*")} == before
+
+
+def test_yaml_config_with_dotted_overrides(in_tmp_dir, fashion_root):
+    config = in_tmp_dir / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "model": {"class_path": "lit_reg.models.DenseClassifier",
+                  "init_args": {"hidden_sizes": [16, 8], "batchnorm": True, "optimizer": "rmsprop"}},
+        "data": {"class_path": "datamodules.FashionMNISTDataModule",
+                 "init_args": {"data_dir": str(fashion_root), "download": False, "batch_size": 50}},
+        "trainer": {"max_epochs": 1},
+        "early_stopping": {"init_args": {"patience": 2}},
+    }))
+    cli = build_cli(["fit", "--config", str(config), "--model.lr", "0.01", "--trainer.logger.init_args.save_dir",
+                     "runs", "--seed_everything", "7", *QUIET])
+    assert cli.model.hparams.hidden_sizes == [16, 8] and cli.model.hparams.lr == 0.01
+    assert cli.datamodule.batch_size == 50
+    assert cli.trainer.early_stopping_callback.patience == 2
+    assert cli.config.fit.seed_everything == 7
+    assert "val_loss" in scalar_tags(in_tmp_dir / "runs" / "DenseClassifier" / "version_0")
+
+
+def test_regressor_on_toy_data_links_output_size(in_tmp_dir):
+    cli = build_cli(["fit", "--model", "DenseRegressor", "--data", "ToyRegressionDataModule", "--data.batch_size", "8",
+                     "--model.hidden_sizes", "[4]", "--trainer.max_epochs", "1", "--early_stopping", "null", *QUIET])
+    assert isinstance(cli.model, DenseRegressor)
+    assert dict(cli.model.hparams)["output_size"] == 1 and "num_classes" not in cli.model.hparams
+    assert cli.trainer.early_stopping_callback is None
+    assert "val_r2" in scalar_tags(in_tmp_dir / "logs" / "DenseRegressor" / "version_0")
+
+
+def test_validate_and_test_subcommands(in_tmp_dir, fashion_root):
+    cli = build_cli(["fit", *fashion_args(fashion_root), "--trainer.max_epochs", "1"])
+    ckpt = cli.trainer.checkpoint_callback.best_model_path
+    tested = build_cli(["test", *fashion_args(fashion_root), "--ckpt_path", ckpt])
+    assert set(tested.trainer.logged_metrics) == {"test_loss", "test_acc"}
+
+
+def test_print_config_shows_the_defaults(in_tmp_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_cli(["fit", "--model", "DenseClassifier", "--data", "ToyRegressionDataModule", "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["early_stopping"]["init_args"]["patience"] == 5
+    assert printed["checkpoint"]["init_args"]["save_last"] is True
+    assert printed["trainer"]["logger"]["init_args"]["save_dir"] == "logs"
+    assert printed["seed_everything"] == 42
+
+
+def test_bad_override_is_a_clear_parser_error_not_a_traceback(in_tmp_dir, repo_root):
+    result = subprocess.run(
+        [sys.executable, "-m", "lit_reg", "fit", "--model", "DenseClassifier", "--data", "ToyRegressionDataModule",
+         "--model.dropoutt", "0.3"],
+        capture_output=True, text=True, cwd=in_tmp_dir, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "dropoutt" in result.stderr
+    assert not (in_tmp_dir / "logs").exists()
