@@ -16,7 +16,8 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (registers the datamodules for --data ShortName)
-from lit_reg.defaults import CHECKPOINT, EARLY_STOPPING, LOG_DIR, SEED
+from lit_reg.callbacks import LearningCurves, WeightNormMonitor
+from lit_reg.defaults import CHECKPOINT, EARLY_STOPPING, LOG_DIR, LOGGER, SEED
 from lit_reg.models import RegularizedModule
 
 #: sizes every datamodule exposes after ``__init__``, linked into the model's arguments of the same name
@@ -31,10 +32,11 @@ def _class_path(cls: type) -> str:
 
 
 class LitRegCLI(LightningCLI):
-    """LightningCLI with EarlyStopping, ModelCheckpoint and TensorBoard on by default.
+    """LightningCLI with TensorBoard and the callbacks EarlyStopping, ModelCheckpoint, WeightNormMonitor and
+    LearningCurves on by default.
 
-    - ``--early_stopping.*`` and ``--checkpoint.*`` configure the two callbacks (``--early_stopping null``
-      turns early stopping off);
+    - ``--early_stopping.*``, ``--checkpoint.*``, ``--weight_norm.*`` and ``--learning_curves.*`` configure
+      the callbacks (``--early_stopping null``, ``--weight_norm null``, ... turn one off);
     - the TensorBoard logger writes ``logs/<model class>/version_N/`` unless
       ``--trainer.logger.init_args.name``/``save_dir`` say otherwise;
     - the datamodule's ``input_size``, ``num_classes`` / ``output_size`` flow into the model;
@@ -44,11 +46,15 @@ class LitRegCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(EarlyStopping, "early_stopping", subclass_mode=True, required=False)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint", subclass_mode=True, required=False)
+        parser.add_lightning_class_args(WeightNormMonitor, "weight_norm", subclass_mode=True, required=False)
+        parser.add_lightning_class_args(LearningCurves, "learning_curves", subclass_mode=True, required=False)
         parser.set_defaults(
             {
                 "early_stopping": {"class_path": _class_path(EarlyStopping), "init_args": dict(EARLY_STOPPING)},
                 "checkpoint": {"class_path": _class_path(ModelCheckpoint), "init_args": dict(CHECKPOINT)},
-                "trainer.logger": {"class_path": TENSORBOARD, "init_args": {"save_dir": LOG_DIR}},
+                "weight_norm": {"class_path": _class_path(WeightNormMonitor), "init_args": {}},
+                "learning_curves": {"class_path": _class_path(LearningCurves), "init_args": {}},
+                "trainer.logger": {"class_path": TENSORBOARD, "init_args": {"save_dir": LOG_DIR, **LOGGER}},
             }
         )
         for size in LINKED_SIZES:

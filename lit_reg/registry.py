@@ -6,7 +6,7 @@ value it got, so a typo in a YAML file or a CLI override reads as one clear sent
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import torch
@@ -32,6 +32,27 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 
 #: optimizers that take a ``momentum`` argument
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+
+#: learning-rate schedulers by name; their arguments are the torch classes' own (``lr_scheduler_kwargs``)
+LR_SCHEDULERS: dict[str, type] = {
+    "step": torch.optim.lr_scheduler.StepLR,
+    "exponential": torch.optim.lr_scheduler.ExponentialLR,
+    "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
+    "cyclic": torch.optim.lr_scheduler.CyclicLR,
+    "plateau": torch.optim.lr_scheduler.ReduceLROnPlateau,
+}
+
+#: schedulers stepped after every batch (Lightning ``interval="step"``); the others step once per epoch
+STEP_SCHEDULERS = ("cyclic",)
+
+#: weight initializations of the ``nn.Linear`` layers (biases are set to zero); ``default`` keeps PyTorch's
+INITS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
+    "default": None,
+    "xavier_uniform": nn.init.xavier_uniform_,
+    "xavier_normal": nn.init.xavier_normal_,
+    "kaiming_uniform": nn.init.kaiming_uniform_,
+    "kaiming_normal": nn.init.kaiming_normal_,
+}
 
 
 def lookup(registry: Mapping[str, T], name: str, argument: str) -> T:

@@ -1,3 +1,6 @@
 """Callbacks of the collection; each works with any LightningModule."""
 
-__all__: list[str] = []
+from lit_reg.callbacks.learning_curves import LearningCurves
+from lit_reg.callbacks.weight_norm import WeightNormMonitor, frobenius_norm
+
+__all__ = ["LearningCurves", "WeightNormMonitor", "frobenius_norm"]

@@ -13,9 +13,19 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 from lit_reg.models.dense import build_dense_stack
-from lit_reg.registry import MOMENTUM_OPTIMIZERS, OPTIMIZERS, check_in_range, lookup
+from lit_reg.registry import (
+    LR_SCHEDULERS,
+    MOMENTUM_OPTIMIZERS,
+    OPTIMIZERS,
+    STEP_SCHEDULERS,
+    check_in_range,
+    lookup,
+)
 
 STAGES = ("train", "val", "test")
+
+#: scheduler arguments lit_reg fills in when ``lr_scheduler_kwargs`` leaves them out (see ``_scheduler_config``)
+FILLED_SCHEDULER_ARGUMENTS = {"cosine": ("T_max",), "cyclic": ("base_lr", "cycle_momentum")}
 
 
 class RegularizedModule(pl.LightningModule):
@@ -31,7 +41,12 @@ class RegularizedModule(pl.LightningModule):
     .. note::
         ``weight_decay`` is the optimizer's own decay: it applies to every parameter (biases and
         batch-norm parameters too). With Adam it is an L2 term added to the gradient; with AdamW it is
-        decoupled weight decay.
+        decoupled weight decay. ``l1_penalty`` and ``l2_penalty`` are explicit terms of the training
+        loss instead: ``λ1·Σ|w| + λ2·Σw²`` over the weight matrices only (every parameter with
+        ``penalize_all_parameters``); they show in ``train_loss`` (``train_data_loss`` is the loss
+        without them) and act through the gradient with any optimizer. With plain SGD,
+        ``l2_penalty=λ`` equals ``weight_decay=2λ`` on the penalized parameters; with Adam the penalty's
+        gradient is rescaled by the adaptive step, like Adam's own ``weight_decay``, unlike AdamW's.
 
     Args:
         input_size: number of input features; inputs are flattened from dimension 1 on.
@@ -44,6 +59,23 @@ class RegularizedModule(pl.LightningModule):
         lr: learning rate, > 0.
         weight_decay: the optimizer's weight decay, >= 0.
         momentum: momentum for ``sgd`` and ``rmsprop``, >= 0; must stay 0 for the others.
+        nesterov: Nesterov momentum; only with ``optimizer="sgd"`` and ``momentum > 0``.
+        l1_penalty: λ1 >= 0 of the loss term ``λ1·Σ|w|``.
+        l2_penalty: λ2 >= 0 of the loss term ``λ2·Σw²``.
+        penalize_all_parameters: apply the penalties to every parameter; by default only to weight
+            matrices (parameters with two or more dimensions), not to biases or batch-norm parameters.
+        lr_scheduler: ``None`` (constant rate) or one of ``step`` (``StepLR``: η·gamma^⌊s/step_size⌋),
+            ``exponential`` (``ExponentialLR``: η₀·gammaˢ, the lectures' η₀·e^(−ks) with
+            ``gamma = e^(−k)``), ``cosine`` (``CosineAnnealingLR``; ``T_max`` defaults to
+            ``trainer.max_epochs``), ``cyclic`` (``CyclicLR``, triangular between ``base_lr``, default
+            ``lr``, and ``max_lr``, stepped every batch; momentum is cycled only when ``momentum > 0``)
+            or ``plateau`` (``ReduceLROnPlateau`` on ``val_loss``). Every scheduler but ``cyclic`` steps
+            once per epoch.
+        lr_scheduler_kwargs: the torch scheduler's own arguments, e.g. ``{"step_size": 10}``; a key it
+            does not take, or a missing required one, raises ``ValueError``.
+        init: initialization of the ``Linear`` weights (see :func:`~lit_reg.models.dense.build_dense_stack`).
+
+    The learning rate in use is logged as ``lr`` at the start of every epoch.
 
     Raises:
         ValueError: naming the argument, for any value outside its allowed range or set of names.
@@ -61,19 +93,34 @@ class RegularizedModule(pl.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         momentum: float = 0.0,
+        nesterov: bool = False,
+        l1_penalty: float = 0.0,
+        l2_penalty: float = 0.0,
+        penalize_all_parameters: bool = False,
+        lr_scheduler: str | None = None,
+        lr_scheduler_kwargs: dict[str, Any] | None = None,
+        init: str = "default",
     ) -> None:
         super().__init__()
         self._save_own_hyperparameters()
         check_in_range(lr, "lr", 0.0, include_low=False)
         check_in_range(weight_decay, "weight_decay", 0.0)
         check_in_range(momentum, "momentum", 0.0)
+        check_in_range(l1_penalty, "l1_penalty", 0.0)
+        check_in_range(l2_penalty, "l2_penalty", 0.0)
         self.optimizer_cls = lookup(OPTIMIZERS, optimizer, "optimizer")
         if momentum and optimizer.lower() not in MOMENTUM_OPTIMIZERS:
             raise ValueError(
                 f"`momentum` applies only to optimizer {list(MOMENTUM_OPTIMIZERS)}, got momentum={momentum} "
                 f"with optimizer={optimizer!r}; set momentum=0 or pick one of those optimizers"
             )
-        self.net = build_dense_stack(input_size, hidden_sizes, output_size, activation, dropout, batchnorm)
+        if nesterov and (optimizer.lower() != "sgd" or not momentum):
+            raise ValueError(
+                f"`nesterov` needs optimizer='sgd' with momentum > 0, got optimizer={optimizer!r}, momentum={momentum}"
+            )
+        self.scheduler_cls = None if lr_scheduler is None else lookup(LR_SCHEDULERS, lr_scheduler, "lr_scheduler")
+        self._check_scheduler_kwargs(lr_scheduler, lr_scheduler_kwargs or {})
+        self.net = build_dense_stack(input_size, hidden_sizes, output_size, activation, dropout, batchnorm, init)
         metrics = self.configure_metrics()
         self.train_metrics = metrics.clone(prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
@@ -92,6 +139,38 @@ class RegularizedModule(pl.LightningModule):
         extra = [key for key in self.hparams if key not in accepted and not key.startswith("_")]
         if extra:
             self.save_hyperparameters(ignore=extra, frame=frame)
+
+    @staticmethod
+    def base_arguments(local_vars: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+        """The arguments of ``RegularizedModule.__init__`` found in a subclass's ``locals()``, plus ``overrides``.
+
+        A subclass lists every argument in its own signature (the CLI reads signatures) and passes them on
+        with ``super().__init__(**self.base_arguments(locals(), output_size=num_classes))``.
+        """
+        names = [name for name in inspect.signature(RegularizedModule.__init__).parameters if name != "self"]
+        return {**{name: local_vars[name] for name in names if name in local_vars}, **overrides}
+
+    def _check_scheduler_kwargs(self, name: str | None, kwargs: dict[str, Any]) -> None:
+        """Raise ``ValueError`` for a key the scheduler does not take or a required one that is missing."""
+        if self.scheduler_cls is None:
+            if kwargs:
+                raise ValueError(f"`lr_scheduler_kwargs` given without an `lr_scheduler`: {kwargs!r}")
+            return
+        parameters = dict(inspect.signature(self.scheduler_cls).parameters)
+        parameters.pop("optimizer")
+        unknown = sorted(set(kwargs) - set(parameters))
+        if unknown:
+            raise ValueError(
+                f"`lr_scheduler_kwargs` has {unknown}, which lr_scheduler={name!r} "
+                f"({self.scheduler_cls.__name__}) does not take; it takes {list(parameters)}"
+            )
+        filled = FILLED_SCHEDULER_ARGUMENTS.get(name.lower(), ())
+        missing = [key for key, p in parameters.items()
+                   if p.default is inspect.Parameter.empty and key not in kwargs and key not in filled]
+        if missing:
+            raise ValueError(
+                f"`lr_scheduler_kwargs` must give {missing} for lr_scheduler={name!r} ({self.scheduler_cls.__name__})"
+            )
 
     # -- what subclasses define -------------------------------------------------------------------
     @abstractmethod
@@ -114,6 +193,20 @@ class RegularizedModule(pl.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x.flatten(1))
 
+    def penalized_parameters(self) -> list[nn.Parameter]:
+        """The parameters the penalties apply to: weight matrices only, or all with ``penalize_all_parameters``."""
+        return [p for p in self.parameters() if self.hparams.penalize_all_parameters or p.ndim > 1]
+
+    def penalty(self) -> Tensor:
+        """``l1_penalty·Σ|w| + l2_penalty·Σw²`` over :meth:`penalized_parameters` (a scalar tensor)."""
+        params = self.penalized_parameters()
+        total = torch.zeros((), device=self.device)
+        if self.hparams.l1_penalty:
+            total = total + self.hparams.l1_penalty * torch.stack([p.abs().sum() for p in params]).sum()
+        if self.hparams.l2_penalty:
+            total = total + self.hparams.l2_penalty * torch.stack([p.square().sum() for p in params]).sum()
+        return total
+
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, target = batch
         outputs = self(x)
@@ -121,6 +214,10 @@ class RegularizedModule(pl.LightningModule):
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         metrics.update(*self.metric_inputs(outputs.detach(), target))
         sync = stage != "train"
+        if stage == "train":
+            self.log("train_data_loss", loss, on_step=False, on_epoch=True, batch_size=x.shape[0])
+            if self.hparams.l1_penalty or self.hparams.l2_penalty:
+                loss = loss + self.penalty()
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0],
                  sync_dist=sync)
         self.log_dict(metrics, on_step=False, on_epoch=True)
@@ -139,11 +236,38 @@ class RegularizedModule(pl.LightningModule):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.predict_outputs(self(x))
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def on_train_epoch_start(self) -> None:
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def configure_optimizers(self) -> Any:
         kwargs: dict[str, Any] = {"lr": self.hparams.lr, "weight_decay": self.hparams.weight_decay}
         if self.hparams.optimizer.lower() in MOMENTUM_OPTIMIZERS:
             kwargs["momentum"] = self.hparams.momentum
-        return self.optimizer_cls(self.parameters(), **kwargs)
+        if self.hparams.optimizer.lower() == "sgd":
+            kwargs["nesterov"] = self.hparams.nesterov
+        optimizer = self.optimizer_cls(self.parameters(), **kwargs)
+        if self.scheduler_cls is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self._scheduler_config(optimizer)}
+
+    def _scheduler_config(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """The Lightning scheduler config: the scheduler, its interval and (plateau) the monitored metric."""
+        name = self.hparams.lr_scheduler.lower()
+        kwargs = dict(self.hparams.lr_scheduler_kwargs or {})
+        if name == "cosine":
+            if "T_max" not in kwargs and (self.trainer.max_epochs is None or self.trainer.max_epochs < 1):
+                raise ValueError("lr_scheduler='cosine' needs `lr_scheduler_kwargs` T_max when max_epochs is not set")
+            kwargs.setdefault("T_max", self.trainer.max_epochs)
+        if name == "cyclic":
+            kwargs.setdefault("base_lr", self.hparams.lr)
+            kwargs.setdefault("cycle_momentum", self.hparams.momentum > 0)
+        config: dict[str, Any] = {
+            "scheduler": self.scheduler_cls(optimizer, **kwargs),
+            "interval": "step" if name in STEP_SCHEDULERS else "epoch",
+        }
+        if name == "plateau":
+            config["monitor"] = "val_loss"
+        return config
 
     @property
     def linear_layers(self) -> list[nn.Linear]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -10,6 +11,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from lit_reg.models.base import RegularizedModule
+from lit_reg.registry import check_in_range
 
 
 class DenseClassifier(RegularizedModule):
@@ -20,8 +22,11 @@ class DenseClassifier(RegularizedModule):
     Args:
         input_size: number of input features (784 for 28×28 FashionMNIST).
         num_classes: number of classes, >= 2.
-        hidden_sizes, activation, dropout, batchnorm, optimizer, lr, weight_decay, momentum: see
+        hidden_sizes, activation, dropout, batchnorm, optimizer, lr, weight_decay, momentum, nesterov,
+            l1_penalty, l2_penalty, penalize_all_parameters, lr_scheduler, lr_scheduler_kwargs, init: see
             :class:`~lit_reg.models.base.RegularizedModule`.
+        label_smoothing: in [0, 1): cross-entropy against targets mixed with the uniform distribution
+            (``F.cross_entropy(..., label_smoothing=...)``); the lecture uses 0.01.
 
     Example:
         >>> import torch
@@ -42,17 +47,25 @@ class DenseClassifier(RegularizedModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         momentum: float = 0.0,
+        nesterov: bool = False,
+        l1_penalty: float = 0.0,
+        l2_penalty: float = 0.0,
+        penalize_all_parameters: bool = False,
+        lr_scheduler: str | None = None,
+        lr_scheduler_kwargs: dict[str, Any] | None = None,
+        init: str = "default",
+        label_smoothing: float = 0.0,
     ) -> None:
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}")
-        super().__init__(input_size, num_classes, hidden_sizes, activation, dropout, batchnorm, optimizer, lr,
-                         weight_decay, momentum)
+        check_in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
+        super().__init__(**self.base_arguments(locals(), output_size=num_classes))
 
     def configure_metrics(self) -> MetricCollection:
         return MetricCollection({"acc": MulticlassAccuracy(num_classes=self.hparams.num_classes, average="micro")})
 
     def compute_loss(self, outputs: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(outputs, target)
+        return F.cross_entropy(outputs, target, label_smoothing=self.hparams.label_smoothing)
 
     def predict_outputs(self, outputs: Tensor) -> dict[str, Tensor]:
         """Class indices (``preds``) and class probabilities (``probs``)."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from lit_reg.registry import ACTIVATIONS, check_in_range, lookup
+from lit_reg.registry import ACTIVATIONS, INITS, check_in_range, lookup
 
 
 def check_sizes(hidden_sizes: Sequence[int]) -> list[int]:
@@ -37,6 +37,7 @@ def build_dense_stack(
     activation: str = "relu",
     dropout: float | Sequence[float] = 0.0,
     batchnorm: bool = False,
+    init: str = "default",
 ) -> nn.Sequential:
     """Build ``Linear → [BatchNorm1d] → activation → [Dropout(p_i)]`` per hidden size, then the output ``Linear``.
 
@@ -50,9 +51,13 @@ def build_dense_stack(
         activation: one of ``relu``, ``leaky_relu``, ``tanh``, ``sigmoid``, ``elu``.
         dropout: one rate in [0, 1) for every hidden layer, or a list with one rate per hidden layer.
         batchnorm: put a ``BatchNorm1d`` after every hidden ``Linear``.
+        init: initialization of every ``Linear`` weight: ``default`` (PyTorch's own, biases untouched),
+            ``xavier_uniform`` / ``xavier_normal`` (Glorot, std √(2/(fan_in+fan_out)), for tanh/sigmoid) or
+            ``kaiming_uniform`` / ``kaiming_normal`` (He, std √(2/fan_in), for ReLU); all but ``default`` set
+            the biases to zero. Uses ``torch.nn.init`` with its default gains.
 
     Raises:
-        ValueError: for an unknown activation, bad sizes or dropout rates.
+        ValueError: for an unknown activation or init, bad sizes or dropout rates.
 
     Example:
         >>> build_dense_stack(4, [8], 2, activation="tanh", dropout=0.5)
@@ -69,6 +74,7 @@ def build_dense_stack(
     sizes = check_sizes(hidden_sizes)
     rates = dropout_rates(dropout, len(sizes))
     activation_cls = lookup(ACTIVATIONS, activation, "activation")
+    init_fn = lookup(INITS, init, "init")
 
     layers: list[nn.Module] = []
     width = input_size
@@ -81,4 +87,9 @@ def build_dense_stack(
             layers.append(nn.Dropout(rate))
         width = size
     layers.append(nn.Linear(width, output_size))
+    if init_fn is not None:
+        for layer in layers:
+            if isinstance(layer, nn.Linear):
+                init_fn(layer.weight)
+                nn.init.zeros_(layer.bias)
     return nn.Sequential(*layers)

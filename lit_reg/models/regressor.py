@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -20,7 +21,8 @@ class DenseRegressor(RegularizedModule):
     Args:
         input_size: number of input features.
         output_size: number of regression targets.
-        hidden_sizes, activation, dropout, batchnorm, optimizer, lr, weight_decay, momentum: see
+        hidden_sizes, activation, dropout, batchnorm, optimizer, lr, weight_decay, momentum, nesterov,
+            l1_penalty, l2_penalty, penalize_all_parameters, lr_scheduler, lr_scheduler_kwargs, init: see
             :class:`~lit_reg.models.base.RegularizedModule`.
 
     Example:
@@ -42,9 +44,15 @@ class DenseRegressor(RegularizedModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         momentum: float = 0.0,
+        nesterov: bool = False,
+        l1_penalty: float = 0.0,
+        l2_penalty: float = 0.0,
+        penalize_all_parameters: bool = False,
+        lr_scheduler: str | None = None,
+        lr_scheduler_kwargs: dict[str, Any] | None = None,
+        init: str = "default",
     ) -> None:
-        super().__init__(input_size, output_size, hidden_sizes, activation, dropout, batchnorm, optimizer, lr,
-                         weight_decay, momentum)
+        super().__init__(**self.base_arguments(locals()))
 
     def configure_metrics(self) -> MetricCollection:
         return MetricCollection({"mae": MeanAbsoluteError(), "r2": R2Score()})

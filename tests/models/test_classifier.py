@@ -23,7 +23,7 @@ def test_logged_keys_are_exactly_loss_and_accuracy_per_stage(fashion, make_train
     model = DenseClassifier(hidden_sizes=[16])
     trainer = make_trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=2)
     trainer.fit(model, datamodule=fashion)
-    assert set(trainer.logged_metrics) == {"train_loss", "train_acc", "val_loss", "val_acc"}
+    assert set(trainer.logged_metrics) == {"train_loss", "train_data_loss", "train_acc", "val_loss", "val_acc", "lr"}
     trainer.test(model, datamodule=fashion, verbose=False)
     assert set(trainer.logged_metrics) == {"test_loss", "test_acc"}
     assert 0.0 <= float(trainer.logged_metrics["test_acc"]) <= 1.0

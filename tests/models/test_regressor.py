@@ -18,7 +18,8 @@ def test_logged_keys_and_metric_values(make_trainer):
     model = DenseRegressor(hidden_sizes=[8])
     trainer = make_trainer(max_epochs=1)
     trainer.fit(model, datamodule=data)
-    assert set(trainer.logged_metrics) == {"train_loss", "train_mae", "train_r2", "val_loss", "val_mae", "val_r2"}
+    assert set(trainer.logged_metrics) == {"train_loss", "train_data_loss", "train_mae", "train_r2",
+                                           "val_loss", "val_mae", "val_r2", "lr"}
     (metrics,) = trainer.test(model, datamodule=data, verbose=False)
     assert set(metrics) == {"test_loss", "test_mae", "test_r2"}
     x, y = data.datasets["test"].inputs, data.datasets["test"].targets

@@ -1,0 +1,153 @@
+"""Train vs validation curves as one PNG per run, and the best validation score in TensorBoard's HPARAMS."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from matplotlib.figure import Figure
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
+
+log = logging.getLogger(__name__)
+
+
+class LearningCurves(Callback):
+    """Plot train vs validation metrics per epoch at the end of fit, the best epoch marked.
+
+    Records ``train_<name>`` after every training epoch and ``val_<name>`` after every validation run, for
+    each ``name`` in ``metrics`` that the model logs (``loss`` and ``acc`` for the classifier; ``loss`` for
+    the regressor). At the end of training it draws one panel per metric into
+    ``<trainer.log_dir>/<filename>``, marks the epoch with the best ``monitor`` value, adds the figure to
+    TensorBoard as the image ``learning_curves`` and, with ``log_hp_metric``, logs the run's
+    hyperparameters with ``hp_metric`` = the best ``monitor`` value (TensorBoard's HPARAMS tab).
+
+    .. note::
+        Lightning's ``TensorBoardLogger`` logs ``hp_metric = -1`` at the start unless it is created with
+        ``default_hp_metric=False``, as :func:`lit_reg.default_logger` and the ``lit-reg`` CLI do; the value
+        logged here then is the only one.
+
+    Args:
+        monitor: validation metric whose best epoch is marked and reported as ``hp_metric``.
+        mode: ``min`` or ``max``: whether the best ``monitor`` value is the lowest or the highest.
+        metrics: metric names to plot, each as ``train_<name>`` and ``val_<name>`` (one panel per name).
+        filename: name of the PNG in the run folder.
+        panel_size: size of one panel in inches; the figure is ``len(panels)`` panels wide, saved at 100 dpi.
+        log_hp_metric: log ``hp_metric`` with the hyperparameters to every ``TensorBoardLogger``.
+
+    Attributes:
+        history: ``{epoch: {metric: value}}`` as recorded.
+        best_epoch: the epoch with the best ``monitor`` value (None before any validation).
+        best_score: that value.
+        plot_path: where the chart was saved, once it was.
+
+    Raises:
+        ValueError: for an unknown ``mode``, no ``metrics`` or a ``filename`` not ending in ``.png``.
+
+    Example:
+        >>> curves = LearningCurves(metrics=["loss", "mae"])
+        >>> curves.monitor, curves.mode
+        ('val_loss', 'min')
+    """
+
+    MODES = {"min": min, "max": max}
+    DPI = 100
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "min", metrics: Sequence[str] = ("loss", "acc"),
+                 filename: str = "learning_curves.png", panel_size: tuple[float, float] = (5.0, 4.0),
+                 log_hp_metric: bool = True) -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"`mode` must be one of {list(self.MODES)}, got {mode!r}")
+        if not metrics:
+            raise ValueError("`metrics` must name at least one metric, got none")
+        if not filename.endswith(".png"):
+            raise ValueError(f"`filename` must end in '.png', got {filename!r}")
+        self.monitor = monitor
+        self.mode = mode
+        self.metrics = list(metrics)
+        self.filename = filename
+        self.panel_size = tuple(panel_size)
+        self.log_hp_metric = log_hp_metric
+        self.history: dict[int, dict[str, float]] = {}
+        self.plot_path: Path | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(monitor=self.monitor, mode=self.mode)
+
+    def _record(self, trainer: pl.Trainer, prefix: str) -> None:
+        keys = [f"{prefix}_{name}" for name in self.metrics]
+        if prefix == "val":
+            keys.append(self.monitor)
+        values = {k: float(trainer.callback_metrics[k]) for k in keys if k in trainer.callback_metrics}
+        self.history.setdefault(trainer.current_epoch, {}).update(values)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._record(trainer, "train")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._record(trainer, "val")
+
+    def _best(self) -> tuple[int | None, float | None]:
+        scored = {epoch: values[self.monitor] for epoch, values in self.history.items() if self.monitor in values}
+        if not scored:
+            return None, None
+        epoch = self.MODES[self.mode](scored, key=scored.__getitem__)
+        return epoch, scored[epoch]
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self._best()[0]
+
+    @property
+    def best_score(self) -> float | None:
+        return self._best()[1]
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or not self.history:
+            return
+        figure = self.plot()
+        self.plot_path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename
+        self.plot_path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(self.plot_path, dpi=self.DPI)
+        log.info("learning curves saved to %s", self.plot_path)
+        for logger in trainer.loggers:
+            if not isinstance(logger, TensorBoardLogger):
+                continue
+            logger.experiment.add_figure("learning_curves", figure, global_step=trainer.global_step, close=False)
+            if self.log_hp_metric and self.best_score is not None:
+                logger.log_hyperparams(pl_module.hparams, {"hp_metric": self.best_score}, step=trainer.global_step)
+
+    def plot(self) -> Figure:
+        """One panel per metric that was recorded: train and validation per epoch, the best epoch marked."""
+        epochs = sorted(self.history)
+        recorded = set().union(*self.history.values())
+        names = [n for n in self.metrics if {f"train_{n}", f"val_{n}"} & recorded] or self.metrics[:1]
+        width, height = self.panel_size
+        figure = Figure(figsize=(width * len(names), height))  # no pyplot: headless, the user's backend untouched
+        best_epoch, best_score = self._best()
+        for axes, name in zip(figure.subplots(1, len(names), squeeze=False)[0], names, strict=True):
+            for prefix, label in (("train", "train"), ("val", "validation")):
+                key = f"{prefix}_{name}"
+                points = [(e, self.history[e][key]) for e in epochs if key in self.history[e]]
+                if points:
+                    axes.plot(*zip(*points, strict=True), marker=".", label=label)
+            if best_epoch is not None:
+                axes.axvline(best_epoch, color="grey", linestyle="--",
+                             label=f"best epoch {best_epoch} ({self.monitor}={best_score:.4g})")
+            axes.set_xlabel("epoch")
+            axes.set_ylabel(name)
+            axes.set_title(name)
+            axes.legend()
+        figure.tight_layout()
+        return figure
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": {epoch: dict(values) for epoch, values in self.history.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = {int(epoch): dict(values) for epoch, values in state_dict.get("history", {}).items()}

@@ -1,0 +1,148 @@
+"""Frobenius norm of the weights, logged while training and plotted before vs after."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from matplotlib.figure import Figure
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+
+def frobenius_norm(tensors_or_module: nn.Module | Tensor | Iterable[Tensor]) -> float:
+    """√ of the sum of squares over all entries of the given tensors (all parameters of a module).
+
+    Example:
+        >>> round(frobenius_norm([torch.tensor([3.0]), torch.tensor([[4.0]])]), 4)
+        5.0
+    """
+    if isinstance(tensors_or_module, nn.Module):
+        tensors = list(tensors_or_module.parameters())
+    elif isinstance(tensors_or_module, Tensor):
+        tensors = [tensors_or_module]
+    else:
+        tensors = list(tensors_or_module)
+    if not tensors:
+        return 0.0
+    with torch.no_grad():
+        return float(torch.nn.utils.get_total_norm([t.detach() for t in tensors], norm_type=2.0))
+
+
+def layer_norms(module: nn.Module) -> dict[str, float]:
+    """The Frobenius norm of each submodule's own parameters (weight and bias together), keyed by module name."""
+    groups: dict[str, list[Tensor]] = {}
+    for name, param in module.named_parameters():
+        groups.setdefault(name.rpartition(".")[0] or name, []).append(param)
+    return {name: frobenius_norm(params) for name, params in groups.items()}
+
+
+class WeightNormMonitor(Callback):
+    """Log the Frobenius norm of every parameter and of the whole model; plot per-layer norms before vs after.
+
+    At the start of training and after every training epoch it logs ``weight_norm/total`` (√ of the sum of
+    squares over all parameters) and ``weight_norm/<param name>`` to every logger, at the current global
+    step. At the end of training it saves a bar chart of each layer's norm (its weight and bias together)
+    before and after training as ``<trainer.log_dir>/<filename>`` and adds it to TensorBoard as the image
+    ``weight_norm/layers``.
+
+    .. note::
+        The norm of an over-fitting net grows with the epochs; weight decay or an L2 penalty keeps it small.
+
+    Args:
+        per_parameter: also log each parameter tensor's norm, not only the total.
+        filename: name of the PNG in the run folder.
+        figsize: size of the figure in inches (saved at 100 dpi, so ``(6.4, 4.8)`` is 640×480 pixels).
+
+    Attributes:
+        initial_norms: per-layer norms at the start of training.
+        final_norms: per-layer norms at the end of training.
+        plot_path: where the chart was saved, once it was.
+
+    Raises:
+        ValueError: if ``filename`` does not end in ``.png``.
+
+    Example:
+        >>> monitor = WeightNormMonitor()
+        >>> monitor.filename
+        'weight_norms.png'
+    """
+
+    DPI = 100
+
+    def __init__(self, per_parameter: bool = True, filename: str = "weight_norms.png",
+                 figsize: tuple[float, float] = (6.4, 4.8)) -> None:
+        if not filename.endswith(".png"):
+            raise ValueError(f"`filename` must end in '.png', got {filename!r}")
+        self.per_parameter = per_parameter
+        self.filename = filename
+        self.figsize = tuple(figsize)
+        self.initial_norms: dict[str, float] = {}
+        self.final_norms: dict[str, float] = {}
+        self.plot_path: Path | None = None
+
+    def norms(self, module: nn.Module) -> dict[str, float]:
+        """``weight_norm/total`` and, with ``per_parameter``, ``weight_norm/<name>`` for every parameter."""
+        values = {"weight_norm/total": frobenius_norm(module)}
+        if self.per_parameter:
+            values.update({f"weight_norm/{name}": frobenius_norm(p) for name, p in module.named_parameters()})
+        return values
+
+    def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        values = self.norms(pl_module)
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=trainer.global_step)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.initial_norms:  # keep the first run's values when resuming
+            self.initial_norms = layer_norms(pl_module)
+        self._log(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.final_norms = layer_norms(pl_module)
+        if not trainer.is_global_zero:
+            return
+        figure = self.plot()
+        self.plot_path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename
+        self.plot_path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(self.plot_path, dpi=self.DPI)
+        log.info("weight-norm chart saved to %s", self.plot_path)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure("weight_norm/layers", figure, global_step=trainer.global_step,
+                                             close=False)
+
+    def plot(self) -> Figure:
+        """The bar chart of :attr:`initial_norms` next to :attr:`final_norms`, one pair of bars per layer."""
+        names = list(self.final_norms or self.initial_norms)
+        positions = range(len(names))
+        width = 0.4
+        figure = Figure(figsize=self.figsize)  # no pyplot: headless, and the user's backend is left alone
+        axes = figure.subplots()
+        axes.bar([i - width / 2 for i in positions], [self.initial_norms.get(n, 0.0) for n in names], width,
+                 label="before training")
+        axes.bar([i + width / 2 for i in positions], [self.final_norms.get(n, 0.0) for n in names], width,
+                 label="after training")
+        axes.set_xticks(list(positions), names, rotation=45, ha="right")
+        axes.set_xlabel("layer")
+        axes.set_ylabel("Frobenius norm")
+        axes.set_title("Weight norm per layer")
+        axes.legend()
+        figure.tight_layout()
+        return figure
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"initial_norms": dict(self.initial_norms)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.initial_norms = dict(state_dict.get("initial_norms", {}))
