@@ -69,8 +69,19 @@ def test_checkpoint_round_trip(tmp_path, make_trainer):
         ({"momentum": 0.9, "optimizer": "adam"}, r"`momentum` applies only to optimizer \['sgd', 'rmsprop'\]"),
         ({"dropout": 1.5}, r"`dropout` must be in \[0.0, 1.0\), got 1.5"),
         ({"hidden_sizes": [512, 512], "dropout": [0.1, 0.2, 0.3]}, r"one rate per hidden layer \(2\), got 3"),
+        ({"label_smoothing": 1.0}, r"`label_smoothing` must be in \[0.0, 1.0\), got 1.0"),
+        ({"label_smoothing": -0.01}, r"`label_smoothing` must be in \[0.0, 1.0\), got -0.01"),
     ],
 )
 def test_invalid_hyperparameters_raise_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DenseClassifier(**kwargs)
+
+
+def test_label_smoothing_mixes_the_targets_with_the_uniform_distribution():
+    model = DenseClassifier(input_size=4, num_classes=3, hidden_sizes=[8], label_smoothing=0.01)
+    logits, target = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    log_probs = logits.log_softmax(dim=1)
+    nll = -log_probs[torch.arange(6), target].mean()
+    uniform = -log_probs.mean()
+    assert model.compute_loss(logits, target).item() == pytest.approx((0.99 * nll + 0.01 * uniform).item(), rel=1e-6)
