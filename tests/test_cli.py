@@ -6,6 +6,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lit_reg.callbacks import LearningCurves
 from lit_reg.cli import build_cli
 from lit_reg.models import DenseClassifier, DenseRegressor
 
@@ -25,12 +26,18 @@ def scalar_tags(run_dir: Path) -> set[str]:
 
 def test_fit_with_overrides_writes_a_tensorboard_run(in_tmp_dir, fashion_root):
     cli = build_cli(["fit", *fashion_args(fashion_root), "--model.dropout", "0.3", "--model.optimizer", "sgd",
-                     "--model.momentum", "0.9"])
+                     "--model.momentum", "0.9", "--model.nesterov", "true", "--model.l2_penalty", "0.01",
+                     "--model.label_smoothing", "0.01", "--model.lr_scheduler", "step",
+                     "--model.lr_scheduler_kwargs", '{"step_size": 1, "gamma": 0.5}', "--model.init", "kaiming_normal"])
     assert isinstance(cli.model, DenseClassifier)
     assert (cli.model.hparams.dropout, cli.model.hparams.optimizer, cli.model.hparams.momentum) == (0.3, "sgd", 0.9)
+    assert cli.model.hparams.l2_penalty == 0.01
+    assert cli.model.hparams.lr_scheduler_kwargs == {"step_size": 1, "gamma": 0.5}
     assert (cli.model.hparams.input_size, cli.model.hparams.num_classes) == (784, 10)  # linked from the data
     run = in_tmp_dir / "logs" / "DenseClassifier" / "version_0"
-    assert {"val_loss", "val_acc", "train_loss", "train_acc"} <= scalar_tags(run)
+    assert {"val_loss", "val_acc", "train_loss", "train_data_loss", "train_acc", "lr", "weight_norm/total",
+            "hp_metric"} <= scalar_tags(run)
+    assert (run / "weight_norms.png").is_file() and (run / "learning_curves.png").is_file()
     assert (run / "config.yaml").is_file() and (run / "hparams.yaml").is_file()
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert Path(cli.trainer.checkpoint_callback.best_model_path).resolve().parent == run / "checkpoints"
@@ -68,11 +75,15 @@ def test_yaml_config_with_dotted_overrides(in_tmp_dir, fashion_root):
 
 def test_regressor_on_toy_data_links_output_size(in_tmp_dir):
     cli = build_cli(["fit", "--model", "DenseRegressor", "--data", "ToyRegressionDataModule", "--data.batch_size", "8",
-                     "--model.hidden_sizes", "[4]", "--trainer.max_epochs", "1", "--early_stopping", "null", *QUIET])
+                     "--model.hidden_sizes", "[4]", "--trainer.max_epochs", "1", "--early_stopping", "null",
+                     "--weight_norm", "null", "--learning_curves.metrics", "[loss, mae]", *QUIET])
     assert isinstance(cli.model, DenseRegressor)
     assert dict(cli.model.hparams)["output_size"] == 1 and "num_classes" not in cli.model.hparams
     assert cli.trainer.early_stopping_callback is None
-    assert "val_r2" in scalar_tags(in_tmp_dir / "logs" / "DenseRegressor" / "version_0")
+    run = in_tmp_dir / "logs" / "DenseRegressor" / "version_0"
+    assert "val_r2" in scalar_tags(run) and "weight_norm/total" not in scalar_tags(run)
+    assert not (run / "weight_norms.png").exists() and (run / "learning_curves.png").is_file()
+    assert [c.metrics for c in cli.trainer.callbacks if isinstance(c, LearningCurves)] == [["loss", "mae"]]
 
 
 def test_validate_and_test_subcommands(in_tmp_dir, fashion_root):
@@ -91,6 +102,9 @@ def test_print_config_shows_the_defaults(in_tmp_dir, capsys):
     assert printed["checkpoint"]["init_args"]["save_last"] is True
     assert printed["trainer"]["logger"]["init_args"]["save_dir"] == "logs"
     assert printed["seed_everything"] == 42
+    assert printed["trainer"]["logger"]["init_args"]["default_hp_metric"] is False
+    assert printed["weight_norm"]["class_path"] == "lit_reg.callbacks.WeightNormMonitor"
+    assert printed["learning_curves"]["init_args"]["monitor"] == "val_loss"
 
 
 def test_bad_override_is_a_clear_parser_error_not_a_traceback(in_tmp_dir, repo_root):

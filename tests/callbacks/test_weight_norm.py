@@ -1,0 +1,83 @@
+import math
+
+import pytest
+import torch
+from PIL import Image
+from pytorch_lightning.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+
+from datamodules import ToyRegressionDataModule
+from lit_reg.callbacks import WeightNormMonitor, frobenius_norm
+from lit_reg.models import DenseRegressor
+
+
+def test_fresh_linear_seeded_2021_has_the_lectures_norm():
+    torch.manual_seed(2021)
+    assert round(frobenius_norm(nn.Linear(10, 1)), 4) == 0.6572
+
+
+def test_norm_is_the_root_of_the_sum_of_squares_over_all_parameters():
+    model = DenseRegressor(hidden_sizes=[5, 3])
+    by_hand = math.sqrt(sum((p.detach() ** 2).sum().item() for p in model.parameters()))
+    assert frobenius_norm(model) == pytest.approx(by_hand, rel=1e-6)
+    assert frobenius_norm(list(model.parameters())) == pytest.approx(by_hand, rel=1e-6)
+    assert frobenius_norm(torch.tensor([[3.0, 4.0]])) == 5.0
+    assert frobenius_norm([]) == 0.0
+
+
+def fit_with_monitor(tmp_path, make_trainer, epochs=3, **monitor_kwargs):
+    torch.manual_seed(0)
+    model = DenseRegressor(hidden_sizes=[8], lr=0.05)
+    monitor = WeightNormMonitor(**monitor_kwargs)
+    logger = TensorBoardLogger(str(tmp_path), name="run", default_hp_metric=False)
+    trainer = make_trainer(max_epochs=epochs, logger=logger, callbacks=[monitor], limit_val_batches=0)
+    trainer.fit(model, datamodule=ToyRegressionDataModule("linear", batch_size=5))
+    accumulator = EventAccumulator(trainer.log_dir, size_guidance={"images": 0, "scalars": 0})
+    accumulator.Reload()
+    return model, monitor, trainer, accumulator
+
+
+def test_event_file_holds_the_norm_scalars_and_the_chart(tmp_path, make_trainer):
+    model, monitor, trainer, events = fit_with_monitor(tmp_path, make_trainer)
+    tags = events.Tags()
+    assert {"weight_norm/total", "weight_norm/net.0.weight", "weight_norm/net.0.bias",
+            "weight_norm/net.2.weight"} <= set(tags["scalars"])
+    totals = events.Scalars("weight_norm/total")
+    assert [t.step for t in totals] == [0, 2, 4, 6]  # at the start, then after each epoch of 2 batches
+    assert totals[-1].value == pytest.approx(frobenius_norm(model), rel=1e-5)
+    assert events.Scalars("weight_norm/net.2.weight")[-1].value == pytest.approx(
+        frobenius_norm(model.net[2].weight), rel=1e-5)
+    assert "weight_norm/layers" in tags["images"]
+
+
+def test_chart_is_a_png_of_the_expected_size_with_norms_before_and_after(tmp_path, make_trainer):
+    model, monitor, trainer, _ = fit_with_monitor(tmp_path, make_trainer, figsize=(4, 3))
+    assert monitor.plot_path == tmp_path / "run" / "version_0" / "weight_norms.png"
+    with Image.open(monitor.plot_path) as image:
+        assert image.format == "PNG" and image.size == (400, 300)
+    assert list(monitor.initial_norms) == list(monitor.final_norms) == ["net.0", "net.2"]
+    assert monitor.final_norms["net.2"] == pytest.approx(frobenius_norm(model.net[2]), rel=1e-6)
+    assert monitor.initial_norms != monitor.final_norms
+
+
+def test_works_without_a_logger(tmp_path, make_trainer):
+    monitor = WeightNormMonitor()
+    make_trainer(max_epochs=1, callbacks=[monitor]).fit(DenseRegressor(hidden_sizes=[4]),
+                                                        datamodule=ToyRegressionDataModule("linear", batch_size=5))
+    assert monitor.plot_path == tmp_path / "weight_norms.png" and monitor.plot_path.is_file()
+
+
+def test_state_dict_keeps_the_initial_norms():
+    monitor = WeightNormMonitor()
+    monitor.initial_norms = {"net.0": 1.5}
+    restored = WeightNormMonitor()
+    restored.load_state_dict(monitor.state_dict())
+    assert restored.initial_norms == {"net.0": 1.5}
+    restored.load_state_dict({})
+    assert restored.initial_norms == {}
+
+
+def test_filename_must_be_a_png():
+    with pytest.raises(ValueError, match=r"`filename` must end in '.png', got 'norms.jpg'"):
+        WeightNormMonitor(filename="norms.jpg")
