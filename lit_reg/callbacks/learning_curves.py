@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from matplotlib.figure import Figure
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
 
-log = logging.getLogger(__name__)
+from lit_reg.callbacks.figures import save_to_run
 
 
 class LearningCurves(Callback):
@@ -54,7 +53,6 @@ class LearningCurves(Callback):
     """
 
     MODES = {"min": min, "max": max}
-    DPI = 100
 
     def __init__(self, monitor: str = "val_loss", mode: str = "min", metrics: Sequence[str] = ("loss", "acc"),
                  filename: str = "learning_curves.png", panel_size: tuple[float, float] = (5.0, 4.0),
@@ -108,19 +106,13 @@ class LearningCurves(Callback):
         return self._best()[1]
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or not self.history:
+        if not self.history:
             return
-        figure = self.plot()
-        self.plot_path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename
-        self.plot_path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(self.plot_path, dpi=self.DPI)
-        log.info("learning curves saved to %s", self.plot_path)
-        for logger in trainer.loggers:
-            if not isinstance(logger, TensorBoardLogger):
-                continue
-            logger.experiment.add_figure("learning_curves", figure, global_step=trainer.global_step, close=False)
-            if self.log_hp_metric and self.best_score is not None:
-                logger.log_hyperparams(pl_module.hparams, {"hp_metric": self.best_score}, step=trainer.global_step)
+        self.plot_path = save_to_run(trainer, self.plot, self.filename, "learning_curves")
+        if self.log_hp_metric and self.best_score is not None:
+            for logger in trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.log_hyperparams(pl_module.hparams, {"hp_metric": self.best_score}, step=trainer.global_step)
 
     def plot(self) -> Figure:
         """One panel per metric that was recorded: train and validation per epoch, the best epoch marked."""

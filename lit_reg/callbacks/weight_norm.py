@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,9 @@ import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
 from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
-log = logging.getLogger(__name__)
+from lit_reg.callbacks.figures import save_to_run
 
 
 def frobenius_norm(tensors_or_module: nn.Module | Tensor | Iterable[Tensor]) -> float:
@@ -75,8 +73,6 @@ class WeightNormMonitor(Callback):
         'weight_norms.png'
     """
 
-    DPI = 100
-
     def __init__(self, per_parameter: bool = True, filename: str = "weight_norms.png",
                  figsize: tuple[float, float] = (6.4, 4.8)) -> None:
         if not filename.endswith(".png"):
@@ -110,17 +106,7 @@ class WeightNormMonitor(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.final_norms = layer_norms(pl_module)
-        if not trainer.is_global_zero:
-            return
-        figure = self.plot()
-        self.plot_path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename
-        self.plot_path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(self.plot_path, dpi=self.DPI)
-        log.info("weight-norm chart saved to %s", self.plot_path)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("weight_norm/layers", figure, global_step=trainer.global_step,
-                                             close=False)
+        self.plot_path = save_to_run(trainer, self.plot, self.filename, "weight_norm/layers")
 
     def plot(self) -> Figure:
         """The bar chart of :attr:`initial_norms` next to :attr:`final_norms`, one pair of bars per layer."""
