@@ -12,6 +12,8 @@ from typing import Any
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from lit_reg.callbacks import DivergenceGuard
+
 LOG_DIR = "logs"
 SEED = 42
 EARLY_STOPPING: dict[str, Any] = {"monitor": "val_loss", "mode": "min", "patience": 5}
@@ -29,7 +31,8 @@ def default_logger(name: str, save_dir: str = LOG_DIR, **kwargs: Any) -> TensorB
 
 
 def default_callbacks(early_stopping: bool = True, **early_stopping_kwargs: Any) -> list[Callback]:
-    """``EarlyStopping`` on ``val_loss`` (patience 5) and ``ModelCheckpoint`` keeping the best and last.
+    """``EarlyStopping`` on ``val_loss`` (patience 5), ``ModelCheckpoint`` keeping the best and last, and
+    ``DivergenceGuard`` stopping a run whose loss becomes NaN/inf before it overwrites a checkpoint.
 
     Args:
         early_stopping: include ``EarlyStopping``; False for runs that must last ``max_epochs``.
@@ -37,10 +40,11 @@ def default_callbacks(early_stopping: bool = True, **early_stopping_kwargs: Any)
 
     Example:
         >>> [type(c).__name__ for c in default_callbacks(patience=3)]
-        ['EarlyStopping', 'ModelCheckpoint']
+        ['EarlyStopping', 'ModelCheckpoint', 'DivergenceGuard']
     """
     callbacks: list[Callback] = []
     if early_stopping:
         callbacks.append(EarlyStopping(**{**EARLY_STOPPING, **early_stopping_kwargs}))
     callbacks.append(ModelCheckpoint(**CHECKPOINT))
+    callbacks.append(DivergenceGuard())
     return callbacks
