@@ -14,7 +14,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 SPLITS = ("train", "val", "test")
 
@@ -44,6 +44,28 @@ class BatchTensorDataset(Dataset):
     def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
         index = torch.as_tensor(indices, dtype=torch.long)
         return self.inputs[index], self.targets[index]
+
+
+class EpochRandomSampler(RandomSampler):
+    """A ``RandomSampler`` whose order depends only on ``seed`` and the epoch Lightning sets.
+
+    A run resumed from a checkpoint therefore sees the same batches as an uninterrupted one. Being a
+    ``RandomSampler``, Lightning still swaps it for a ``DistributedSampler`` under DDP and for a
+    sequential one with ``overfit_batches``.
+
+    Example:
+        >>> sampler = EpochRandomSampler(range(5), seed=0)
+        >>> sampler.set_epoch(3); first = list(sampler); sampler.set_epoch(3)
+        >>> list(sampler) == first
+        True
+    """
+
+    def __init__(self, data_source: Dataset, seed: int = 0) -> None:
+        self.seed = seed
+        super().__init__(data_source, generator=torch.Generator().manual_seed(seed))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed + epoch)
 
 
 def collate_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -168,10 +190,11 @@ class InMemoryDataModule(pl.LightningDataModule):
     def _dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
         if not self.datasets:
             self.setup()
+        dataset = self.datasets[split]
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochRandomSampler(dataset, self.seed) if shuffle else None,
             num_workers=self.num_workers,
             collate_fn=collate_batch,
             pin_memory=self.pin_memory,

@@ -9,14 +9,18 @@ Examples::
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (registers the datamodules for --data ShortName)
-from lit_reg.callbacks import LearningCurves, WeightNormMonitor
+from lit_reg.callbacks import DivergenceGuard, LearningCurves, WeightNormMonitor
 from lit_reg.defaults import CHECKPOINT, EARLY_STOPPING, LOG_DIR, LOGGER, SEED
 from lit_reg.models import RegularizedModule
 
@@ -48,26 +52,48 @@ class LitRegCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint", subclass_mode=True, required=False)
         parser.add_lightning_class_args(WeightNormMonitor, "weight_norm", subclass_mode=True, required=False)
         parser.add_lightning_class_args(LearningCurves, "learning_curves", subclass_mode=True, required=False)
+        parser.add_lightning_class_args(DivergenceGuard, "divergence_guard", subclass_mode=True, required=False)
         parser.set_defaults(
             {
                 "early_stopping": {"class_path": _class_path(EarlyStopping), "init_args": dict(EARLY_STOPPING)},
                 "checkpoint": {"class_path": _class_path(ModelCheckpoint), "init_args": dict(CHECKPOINT)},
                 "weight_norm": {"class_path": _class_path(WeightNormMonitor), "init_args": {}},
                 "learning_curves": {"class_path": _class_path(LearningCurves), "init_args": {}},
+                "divergence_guard": {"class_path": _class_path(DivergenceGuard)},
                 "trainer.logger": {"class_path": TENSORBOARD, "init_args": {"save_dir": LOG_DIR, **LOGGER}},
+                "trainer.deterministic": True,
             }
         )
         for size in LINKED_SIZES:
             parser.link_arguments(f"data.{size}", f"model.init_args.{size}", apply_on="instantiate")
 
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads the model's hyperparameters from ``--ckpt_path``: check the file first, so a
+        truncated checkpoint or one of another model class is one clear error."""
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        ckpt_path = config.get("ckpt_path") if config else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            model = config.get("model")
+            check_checkpoint_file(ckpt_path, getattr(model, "class_path", None))
+        super()._parse_ckpt_path()
+
     def before_instantiate_classes(self) -> None:
-        """Name the TensorBoard run folder after the model class unless the user named it."""
+        """Name the TensorBoard run folder after the model class unless the user named it; with
+        ``fit --ckpt_path last`` and no version given, resume in the newest run folder that has a ``last.ckpt``."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         logger = config.get("trainer.logger")
         model = config.get("model")
-        if getattr(logger, "class_path", None) == TENSORBOARD and model is not None:
-            if logger.init_args.get("name", DEFAULT_LOGGER_NAME) == DEFAULT_LOGGER_NAME:
-                logger.init_args["name"] = model.class_path.rsplit(".", 1)[-1]
+        if getattr(logger, "class_path", None) != TENSORBOARD or model is None:
+            return
+        if logger.init_args.get("name", DEFAULT_LOGGER_NAME) == DEFAULT_LOGGER_NAME:
+            logger.init_args["name"] = model.class_path.rsplit(".", 1)[-1]
+        if self.subcommand == "fit" and config.get("ckpt_path") == "last" and logger.init_args.get("version") is None:
+            root = Path(logger.init_args.get("save_dir") or LOG_DIR) / logger.init_args["name"]
+            resumable = [p.parent.parent for p in root.glob("version_*/checkpoints/last.ckpt")]
+            if resumable:
+                newest = max(resumable, key=lambda p: int(p.name.split("_")[-1]))
+                logger.init_args["version"] = int(newest.name.split("_")[-1])
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         """As LightningCLI's, but a callback group set to ``null`` is left out instead of passed as None."""
@@ -93,6 +119,29 @@ class LitRegCLI(LightningCLI):
             print(f"Open TensorBoard:  tensorboard --logdir {trainer.logger.save_dir}")
 
 
+def check_checkpoint_file(path: str, model_class_path: str | None = None) -> dict[str, Any]:
+    """Load the checkpoint at ``path`` on the CPU, or raise ``ValueError`` saying what is wrong with it.
+
+    Raises:
+        ValueError: if the file cannot be read (truncated, not a checkpoint), or if it was saved by another
+            model class than ``model_class_path``.
+    """
+    try:
+        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # torch raises many types for a damaged file
+        raise ValueError(
+            f"checkpoint {path} cannot be read ({type(err).__name__}: {' '.join(str(err).split())[:200]}): it is "
+            f"truncated or not a Lightning checkpoint. Pass another one, e.g. the best or last.ckpt of the run."
+        ) from err
+    saved = checkpoint.get("hyper_parameters", {}).get("_class_path")
+    if model_class_path and saved and saved.rsplit(".", 1)[-1] != model_class_path.rsplit(".", 1)[-1]:
+        raise ValueError(
+            f"checkpoint {path} was saved by {saved}, but the model is {model_class_path}: pass "
+            f"--model {saved.rsplit('.', 1)[-1]} or a checkpoint of {model_class_path.rsplit('.', 1)[-1]}."
+        )
+    return checkpoint
+
+
 def build_cli(args: list[str] | None = None, run: bool = True) -> LitRegCLI:
     """Parse ``args`` (default ``sys.argv[1:]``), instantiate, and run the subcommand unless ``run`` is False."""
     return LitRegCLI(
@@ -104,9 +153,34 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LitRegCLI:
         auto_configure_optimizers=False,
         args=args,
         run=run,
+        save_config_kwargs={"overwrite": True},  # only a resumed run writes into an existing folder
     )
 
 
+#: exceptions shown as one line on the command line (set LIT_REG_TRACEBACK=1 for the traceback)
+USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError)
+
+
+def innermost_message(error: BaseException) -> str:
+    """The message that names the culprit: jsonargparse wraps a model's ``ValueError`` in a longer one that
+    repeats it, so descend the chain while the inner message is part of the outer one."""
+    inner = error.__cause__ or error.__context__
+    while inner is not None and str(inner) and str(inner) in str(error):
+        error, inner = inner, inner.__cause__ or inner.__context__
+    return " ".join(str(error).split())
+
+
 def cli_main(args: list[str] | None = None) -> None:
-    """Entry point of ``lit-reg`` and ``python -m lit_reg``; ``args`` replaces ``sys.argv[1:]``."""
-    build_cli(args)
+    """Entry point of ``lit-reg`` and ``python -m lit_reg``; ``args`` replaces ``sys.argv[1:]``.
+
+    A bad value, a missing file or a diverging run ends with one line on stderr naming the culprit
+    (exit status 1) instead of a traceback from deep inside a library.
+    """
+    try:
+        build_cli(args)
+    except USER_ERRORS as error:
+        if os.environ.get("LIT_REG_TRACEBACK"):
+            raise
+        print(f"lit-reg: error: {innermost_message(error)}", file=sys.stderr)
+        print("(set LIT_REG_TRACEBACK=1 to see the full traceback)", file=sys.stderr)
+        raise SystemExit(1) from None

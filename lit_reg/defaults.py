@@ -12,7 +12,7 @@ from typing import Any
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from lit_reg.callbacks import LearningCurves, WeightNormMonitor
+from lit_reg.callbacks import DivergenceGuard, LearningCurves, WeightNormMonitor
 
 LOG_DIR = "logs"
 SEED = 42
@@ -37,6 +37,7 @@ def default_logger(name: str, save_dir: str = LOG_DIR, **kwargs: Any) -> TensorB
 def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, learning_curves: bool = True,
                       **early_stopping_kwargs: Any) -> list[Callback]:
     """``EarlyStopping`` on ``val_loss`` (patience 5), ``ModelCheckpoint`` keeping the best and last,
+    ``DivergenceGuard`` (stops a run whose loss becomes NaN/inf before it overwrites a checkpoint),
     ``WeightNormMonitor`` and ``LearningCurves``.
 
     Args:
@@ -47,12 +48,13 @@ def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, lea
 
     Example:
         >>> [type(c).__name__ for c in default_callbacks(patience=3)]
-        ['EarlyStopping', 'ModelCheckpoint', 'WeightNormMonitor', 'LearningCurves']
+        ['EarlyStopping', 'ModelCheckpoint', 'DivergenceGuard', 'WeightNormMonitor', 'LearningCurves']
     """
     callbacks: list[Callback] = []
     if early_stopping:
         callbacks.append(EarlyStopping(**{**EARLY_STOPPING, **early_stopping_kwargs}))
     callbacks.append(ModelCheckpoint(**CHECKPOINT))
+    callbacks.append(DivergenceGuard())
     if weight_norm:
         callbacks.append(WeightNormMonitor())
     if learning_curves:

@@ -1,6 +1,7 @@
 """Callbacks of the collection; each works with any LightningModule."""
 
+from lit_reg.callbacks.divergence_guard import DivergenceError, DivergenceGuard
 from lit_reg.callbacks.learning_curves import LearningCurves
 from lit_reg.callbacks.weight_norm import WeightNormMonitor, frobenius_norm
 
-__all__ = ["LearningCurves", "WeightNormMonitor", "frobenius_norm"]
+__all__ = ["DivergenceError", "DivergenceGuard", "LearningCurves", "WeightNormMonitor", "frobenius_norm"]

@@ -269,6 +269,24 @@ class RegularizedModule(pl.LightningModule):
             config["monitor"] = "val_loss"
         return config
 
+    # -- checkpoints ------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the model class and the RNG state, so a resumed fit continues exactly (dropout masks too)."""
+        checkpoint["lit_reg"] = {"model_class": type(self).__qualname__, "torch_rng_state": torch.get_rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another model class with one clear error; restore the RNG state on resume."""
+        saved = checkpoint.get("lit_reg", {})
+        saved_class = saved.get("model_class")
+        if saved_class is not None and saved_class != type(self).__qualname__:
+            raise ValueError(
+                f"the checkpoint was saved by {saved_class}, not {type(self).__qualname__}: load it with "
+                f"{saved_class}.load_from_checkpoint(...) or pick a checkpoint of {type(self).__qualname__}"
+            )
+        trainer = self._trainer
+        if "torch_rng_state" in saved and trainer is not None and trainer.state.fn == "fit":
+            torch.set_rng_state(saved["torch_rng_state"])
+
     @property
     def linear_layers(self) -> list[nn.Linear]:
         """The ``nn.Linear`` layers of the dense stack, input to output."""

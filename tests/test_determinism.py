@@ -1,0 +1,28 @@
+"""Two runs of the same config give identical metrics and identical weights (the CLI's deterministic default)."""
+
+import pytest
+import torch
+
+from lit_reg.cli import build_cli
+
+QUIET = ["--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
+         "--checkpoint", "null", "--trainer.enable_checkpointing", "false"]
+MODELS = {
+    "DenseClassifier": ["--model", "DenseClassifier", "--data", "FashionMNISTDataModule", "--data.data_dir", "data",
+                        "--data.download", "false", "--model.hidden_sizes", "[32, 16]", "--model.dropout", "0.3",
+                        "--model.batchnorm", "true"],
+    "DenseRegressor": ["--model", "DenseRegressor", "--data", "ToyRegressionDataModule", "--data.batch_size", "4",
+                       "--model.hidden_sizes", "[16]", "--model.dropout", "0.2"],
+}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_same_config_same_metrics_and_weights(in_tmp_dir, fashion_root, model):
+    runs = [build_cli(["fit", *MODELS[model], *QUIET]) for _ in range(2)]
+    assert torch.are_deterministic_algorithms_enabled()
+    first, second = ({k: float(v) for k, v in r.trainer.callback_metrics.items()} for r in runs)
+    assert first == second and "val_loss" in first
+    for (name, a), (_, b) in zip(runs[0].model.state_dict().items(), runs[1].model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    other = build_cli(["fit", *MODELS[model], *QUIET, "--seed_everything", "3"])
+    assert not torch.equal(next(iter(other.model.parameters())), next(iter(runs[0].model.parameters())))
