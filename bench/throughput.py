@@ -21,7 +21,11 @@ per-step and per-epoch cost a user pays (logging, progress bar, checkpoint writi
 inside it. The validation loop's own time gives the validation samples/s. (b) is timed around its loops.
 
 Ratios are taken between medians of the same process, so they hold across machines of different speed;
-absolute samples/s do not. The peak RSS of a lone (a) fit is measured in a child process.
+absolute samples/s do not. torch runs one intra-op thread by default (``--threads``): with several OpenMP
+threads on a machine shared with other jobs an op waits for its slowest, descheduled thread and timings
+swing by an order of magnitude. One thread makes each step's compute longer, so Lightning's fixed per-step
+cost weighs less than it would with all cores of an idle machine. The peak RSS of a lone (a) fit is measured
+in a child process.
 
 Usage::
 
@@ -229,7 +233,16 @@ RUNNERS: dict[str, Callable[..., dict[str, float]]] = {"ours": run_ours, "hand":
 
 # -- driver ----------------------------------------------------------------------------------------------
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process, MiB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    """Peak resident set size of this process, MiB.
+
+    Linux: ``VmHWM`` of ``/proc/self/status`` (``ru_maxrss`` would carry over the parent's peak into a
+    child started by fork + exec). Elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    with contextlib.suppress(OSError):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
@@ -318,10 +331,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few hundred samples instead of 60k/10k")
+    parser.add_argument("--num-train", type=int, help="training images written (default 60000; --quick 400)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
     parser.add_argument("--json", metavar="PATH", help="also write the numbers to this JSON file")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own choice)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch.set_num_threads for every pipeline (default 1: on a shared machine several "
+                             "OpenMP threads per process make timings swing by an order of magnitude; 0: "
+                             "torch's own choice)")
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu", "auto"])
     parser.add_argument("--data-dir", help="use FashionMNIST files already here instead of writing fake ones")
     parser.add_argument("--verbose", action="store_true", help="let Lightning print its summaries")
@@ -340,7 +357,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         run_once("ours", args.fit_only, args.batch_sizes[0], args.accelerator, quiet=True)
         print(peak_rss_mib())
         return {}
-    sizes = QUICK if args.quick else FULL
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.num_train:
+        sizes["num_train"] = args.num_train
     with tempfile.TemporaryDirectory(prefix="lit_reg_bench_data_") as tmp:
         data_dir = args.data_dir or tmp
         if not args.data_dir:
