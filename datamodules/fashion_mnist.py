@@ -43,6 +43,8 @@ class FashionMNISTDataModule(InMemoryDataModule):
         download: download the files if they are missing (``prepare_data`` does it, once).
         num_workers: ``DataLoader`` workers.
         download_timeout: seconds a download may wait on the network before giving up.
+        pin_memory, device_cache: see :class:`~datamodules.base.InMemoryDataModule` (``device_cache=True``
+            keeps all 70,000 images, 55 MB, on the GPU when training there).
 
     Raises:
         RuntimeError: when the files are missing and cannot be downloaded, naming ``data_dir`` and the
@@ -68,8 +70,11 @@ class FashionMNISTDataModule(InMemoryDataModule):
         download: bool = True,
         num_workers: int = 0,
         download_timeout: float = 10.0,
+        pin_memory: bool | None = None,
+        device_cache: bool = False,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, pin_memory=pin_memory,
+                         device_cache=device_cache)
         self.data_dir = str(data_dir)
         self.val_fraction = check_fraction(val_fraction, "val_fraction")
         self.download = download

@@ -10,7 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 
 from lit_reg.models.dense import build_dense_stack
 from lit_reg.registry import (
@@ -36,7 +36,14 @@ class RegularizedModule(pl.LightningModule):
     lives here, so every model gets every regularization option.
 
     Each stage logs ``<stage>_loss`` and ``<stage>_<metric>`` once per epoch, from one metric
-    collection per stage (``train_metrics``, ``val_metrics``, ``test_metrics``).
+    collection per stage (``train_metrics``, ``val_metrics``, ``test_metrics``) and one batch-size
+    weighted ``MeanMetric`` of the loss per stage (``train_loss_mean``, ...).
+
+    .. note::
+        A step only updates these metric objects (a few tensor ops); they are handed to ``self.log`` on
+        the first batch of each epoch (``batch_idx == 0``) and Lightning computes and resets them at the
+        epoch's end. A ``self.log`` call costs far more than the update (it moves its result entry to the
+        device every time); calling it once per epoch instead of every step gives the same logged values.
 
     .. note::
         ``weight_decay`` is the optimizer's own decay: it applies to every parameter (biases and
@@ -125,6 +132,9 @@ class RegularizedModule(pl.LightningModule):
         self.train_metrics = metrics.clone(prefix="train_")
         self.val_metrics = metrics.clone(prefix="val_")
         self.test_metrics = metrics.clone(prefix="test_")
+        for stage in STAGES:
+            setattr(self, f"{stage}_loss_mean", MeanMetric(nan_strategy="disable"))
+        self.train_data_loss_mean = MeanMetric(nan_strategy="disable")  # the training loss without penalties
 
     def _save_own_hyperparameters(self) -> None:
         """``save_hyperparameters()`` for the concrete class: keep only the arguments its ``__init__`` takes.
@@ -207,30 +217,38 @@ class RegularizedModule(pl.LightningModule):
             total = total + self.hparams.l2_penalty * torch.stack([p.square().sum() for p in params]).sum()
         return total
 
-    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
+        """Loss of the batch; updates the stage's metrics and hands them to ``self.log`` on batch 0."""
         x, target = batch
         outputs = self(x)
         loss = self.compute_loss(outputs, target)
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
-        metrics.update(*self.metric_inputs(outputs.detach(), target))
-        sync = stage != "train"
-        if stage == "train":
-            self.log("train_data_loss", loss, on_step=False, on_epoch=True, batch_size=x.shape[0])
-            if self.hparams.l1_penalty or self.hparams.l2_penalty:
-                loss = loss + self.penalty()
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0],
-                 sync_dist=sync)
-        self.log_dict(metrics, on_step=False, on_epoch=True)
+        data_loss = loss
+        if stage == "train" and (self.hparams.l1_penalty or self.hparams.l2_penalty):
+            loss = loss + self.penalty()
+        loss_mean: MeanMetric = getattr(self, f"{stage}_loss_mean")
+        with torch.no_grad():
+            metrics.update(*self.metric_inputs(outputs, target))
+            # the loss once per sample: a batch-size weighted mean, as `self.log(..., batch_size=n)` gave
+            # (MeanMetric's `weight` argument is dropped when nan_strategy="disable", torchmetrics 1.9)
+            loss_mean.update(loss.expand(x.shape[0]))
+            if stage == "train":
+                self.train_data_loss_mean.update(data_loss.expand(x.shape[0]))
+        if batch_idx == 0:
+            self.log(f"{stage}_loss", loss_mean, on_step=False, on_epoch=True, prog_bar=True)
+            if stage == "train":
+                self.log("train_data_loss", self.train_data_loss_mean, on_step=False, on_epoch=True)
+            self.log_dict(metrics, on_step=False, on_epoch=True)
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
+        return self._shared_step(batch, "train", batch_idx)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "val")
+        return self._shared_step(batch, "val", batch_idx)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "test")
+        return self._shared_step(batch, "test", batch_idx)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -245,6 +263,8 @@ class RegularizedModule(pl.LightningModule):
             kwargs["momentum"] = self.hparams.momentum
         if self.hparams.optimizer.lower() == "sgd":
             kwargs["nesterov"] = self.hparams.nesterov
+        if "foreach" in inspect.signature(self.optimizer_cls).parameters:
+            kwargs["foreach"] = True  # one multi-tensor update per step (the default only on CUDA)
         optimizer = self.optimizer_cls(self.parameters(), **kwargs)
         if self.scheduler_cls is None:
             return optimizer
