@@ -1,3 +1,5 @@
 """Callbacks of the collection; each works with any LightningModule."""
 
-__all__: list[str] = []
+from lit_reg.callbacks.prediction_printer import PredictionPrinter
+
+__all__ = ["PredictionPrinter"]

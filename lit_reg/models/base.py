@@ -10,7 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 from lit_reg.models.dense import build_dense_stack
 from lit_reg.registry import MOMENTUM_OPTIMIZERS, OPTIMIZERS, check_in_range, lookup
@@ -26,7 +26,11 @@ class RegularizedModule(pl.LightningModule):
     lives here, so every model gets every regularization option.
 
     Each stage logs ``<stage>_loss`` and ``<stage>_<metric>`` once per epoch, from one metric
-    collection per stage (``train_metrics``, ``val_metrics``, ``test_metrics``).
+    collection per stage (``train_metrics``, ``val_metrics``, ``test_metrics``):
+    :meth:`configure_metrics` for every stage, plus :meth:`configure_eval_metrics` for validation and test.
+
+    Before any stage runs, :meth:`setup` checks the model's ``input_size`` against the datamodule's
+    (when it has one) and raises a ``ValueError`` giving both numbers.
 
     .. note::
         ``weight_decay`` is the optimizer's own decay: it applies to every parameter (biases and
@@ -74,10 +78,16 @@ class RegularizedModule(pl.LightningModule):
                 f"with optimizer={optimizer!r}; set momentum=0 or pick one of those optimizers"
             )
         self.net = build_dense_stack(input_size, hidden_sizes, output_size, activation, dropout, batchnorm)
+        self.train_metrics = self.configure_metrics().clone(prefix="train_")
+        self.val_metrics = self._eval_metrics().clone(prefix="val_")
+        self.test_metrics = self._eval_metrics().clone(prefix="test_")
+
+    def _eval_metrics(self) -> MetricCollection:
         metrics = self.configure_metrics()
-        self.train_metrics = metrics.clone(prefix="train_")
-        self.val_metrics = metrics.clone(prefix="val_")
-        self.test_metrics = metrics.clone(prefix="test_")
+        extra = self.configure_eval_metrics()
+        if extra:
+            metrics.add_metrics(extra)
+        return metrics
 
     def _save_own_hyperparameters(self) -> None:
         """``save_hyperparameters()`` for the concrete class: keep only the arguments its ``__init__`` takes.
@@ -98,6 +108,10 @@ class RegularizedModule(pl.LightningModule):
     def configure_metrics(self) -> MetricCollection:
         """The metrics logged for every stage; keys become ``<stage>_<key>``."""
 
+    def configure_eval_metrics(self) -> dict[str, Metric]:
+        """Metrics logged on validation and test only, on top of :meth:`configure_metrics` (none here)."""
+        return {}
+
     @abstractmethod
     def compute_loss(self, outputs: Tensor, target: Tensor) -> Tensor:
         """The training objective for a batch."""
@@ -111,6 +125,17 @@ class RegularizedModule(pl.LightningModule):
         return outputs
 
     # -- shared steps -----------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Fail before any step when the datamodule's ``input_size`` differs from the model's."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        data_size = getattr(datamodule, "input_size", None)
+        if data_size is not None and data_size != self.hparams.input_size:
+            raise ValueError(
+                f"{type(datamodule).__name__} gives {data_size} input features per sample but "
+                f"{type(self).__name__} has input_size={self.hparams.input_size}; set the model's input_size to "
+                f"{data_size} (the lit-reg CLI links it from the data) or change the data (e.g. image_size)."
+            )
+
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x.flatten(1))
 
