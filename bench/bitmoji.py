@@ -40,8 +40,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 is fastest on a small, shared CPU; 0 keeps torch's default)")
     parser.add_argument("overrides", nargs="*", help="extra lit-reg arguments for every run (after --)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_bitmoji_") as log_dir:
         for config in args.configs:
