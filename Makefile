@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint tensorboard clean-logs
+.PHONY: help demo test test-fast lint tensorboard clean-logs bench-bitmoji
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test-fast: $(VENV)/.dev ## run the tests not marked slow
 
 lint: $(VENV)/.dev ## ruff over the code
 	$(BIN)/ruff check .
+
+bench-bitmoji: $(VENV)/.runtime ## train both Bitmoji configs over seeds 0 1 2, print the val-accuracy table
+	$(BIN)/python bench/bitmoji.py
 
 tensorboard: $(VENV)/.runtime ## open TensorBoard on logs/
 	$(BIN)/tensorboard --logdir logs
