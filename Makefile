@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint bench tensorboard clean-logs
+.PHONY: help demo test test-fast lint bench bench-bitmoji tensorboard clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ lint: $(VENV)/.dev ## ruff over the code
 
 bench: $(VENV)/.runtime ## one-epoch throughput: lit_reg fit vs hand loop vs lecture pipeline (minutes)
 	$(BIN)/python bench/throughput.py --json bench/throughput.json
+
+bench-bitmoji: $(VENV)/.runtime ## train both Bitmoji configs over seeds 0 1 2, print the val-accuracy table
+	$(BIN)/python bench/bitmoji.py
 
 tensorboard: $(VENV)/.runtime ## open TensorBoard on logs/
 	$(BIN)/tensorboard --logdir logs

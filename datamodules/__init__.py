@@ -2,6 +2,8 @@
 
 from datamodules.base import BatchTensorDataset, InMemoryDataModule
 from datamodules.fashion_mnist import FashionMNISTDataModule
+from datamodules.image_folder import ImageFolderDataModule
 from datamodules.toy_regression import ToyRegressionDataModule
 
-__all__ = ["BatchTensorDataset", "FashionMNISTDataModule", "InMemoryDataModule", "ToyRegressionDataModule"]
+__all__ = ["BatchTensorDataset", "FashionMNISTDataModule", "ImageFolderDataModule", "InMemoryDataModule",
+           "ToyRegressionDataModule"]

@@ -11,6 +11,7 @@ indexed there and no step copies from host to device.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -24,6 +25,9 @@ SPLITS = ("train", "val", "test")
 class BatchTensorDataset(Dataset):
     """Inputs and targets held as two tensors; ``__getitems__`` fetches a whole batch by one index.
 
+    ``targets`` may also be a plain sequence (e.g. the file paths of images to predict); a batch then
+    carries a list of them.
+
     Example:
         >>> ds = BatchTensorDataset(torch.arange(10).view(5, 2), torch.arange(5))
         >>> ds.__getitems__([4, 0])
@@ -31,7 +35,7 @@ class BatchTensorDataset(Dataset):
                 [0, 1]]), tensor([4, 0]))
     """
 
-    def __init__(self, inputs: Tensor, targets: Tensor) -> None:
+    def __init__(self, inputs: Tensor, targets: Tensor | Sequence[Any]) -> None:
         if len(inputs) != len(targets):
             raise ValueError(f"inputs and targets differ in length: {len(inputs)} != {len(targets)}")
         self.inputs = inputs
@@ -43,16 +47,19 @@ class BatchTensorDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         return self.inputs[index], self.targets[index]
 
-    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor | list[Any]]:
         index = torch.as_tensor(indices, dtype=torch.long, device=self.inputs.device)
-        return self.inputs[index], self.targets[index]
+        if isinstance(self.targets, Tensor):
+            return self.inputs[index], self.targets[index]
+        return self.inputs[index], [self.targets[i] for i in indices]
 
     def to(self, device: torch.device | str) -> BatchTensorDataset:
         """The same data on ``device`` (``self`` when it is already there)."""
         device = torch.device(device)
-        if self.inputs.device == device and self.targets.device == device:
+        movable = isinstance(self.targets, Tensor)
+        if self.inputs.device == device and (not movable or self.targets.device == device):
             return self
-        return BatchTensorDataset(self.inputs.to(device), self.targets.to(device))
+        return BatchTensorDataset(self.inputs.to(device), self.targets.to(device) if movable else self.targets)
 
 
 class EpochRandomSampler(RandomSampler):
@@ -116,20 +123,53 @@ def split_indices(num_samples: int, val_fraction: float, seed: int) -> tuple[Ten
     return order[num_val:], order[:num_val]
 
 
-def uint8_mean_std(images: Tensor) -> tuple[Tensor, Tensor]:
+def stratified_split_indices(targets: Tensor, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Seeded train/validation split that keeps each class's share: :func:`split_indices` per class.
+
+    Example:
+        >>> train, val = stratified_split_indices(torch.tensor([0] * 10 + [1] * 20), 0.1, seed=0)
+        >>> len(train), torch.tensor([0] * 10 + [1] * 20)[val].tolist()
+        (27, [0, 1, 1])
+    """
+    train_parts, val_parts = [], []
+    for label in torch.unique(targets).tolist():
+        members = torch.nonzero(targets == label).flatten()
+        train, val = split_indices(len(members), val_fraction, seed)
+        train_parts.append(members[train])
+        val_parts.append(members[val])
+    return torch.cat(train_parts).sort().values, torch.cat(val_parts).sort().values
+
+
+def _histogram_mean_std(values_uint8: Tensor) -> tuple[Tensor, Tensor]:
+    counts = torch.bincount(values_uint8.reshape(-1), minlength=256).double()
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    total = counts.sum()
+    mean = (counts * values).sum() / total
+    var = (counts * (values - mean) ** 2).sum() / (total - 1)
+    return mean.float(), var.sqrt().float()
+
+
+def uint8_mean_std(images: Tensor, per_channel: bool = False) -> tuple[Tensor, Tensor]:
     """Mean and std of uint8 ``images`` scaled to [0, 1], from a 256-bin histogram (no float copy).
+
+    Args:
+        images: uint8 tensor; with ``per_channel`` it is ``(N, C, ...)``.
+        per_channel: one mean/std per channel (dimension 1), shaped ``(C, 1, ..., 1)`` so it broadcasts
+            over a ``(B, C, ...)`` batch; otherwise one global value, shape ``(1,)``.
 
     Example:
         >>> mean, std = uint8_mean_std(torch.tensor([0, 255], dtype=torch.uint8))
         >>> round(mean.item(), 4), round(std.item(), 4)
         (0.5, 0.7071)
+        >>> uint8_mean_std(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), per_channel=True)[0].shape
+        torch.Size([3, 1, 1])
     """
-    counts = torch.bincount(images.reshape(-1), minlength=256).double()
-    values = torch.arange(256, dtype=torch.float64) / 255.0
-    total = counts.sum()
-    mean = (counts * values).sum() / total
-    var = (counts * (values - mean) ** 2).sum() / (total - 1)
-    return mean.float().reshape(1), var.sqrt().float().reshape(1)
+    if not per_channel:
+        mean, std = _histogram_mean_std(images)
+        return mean.reshape(1), std.reshape(1)
+    stats = [_histogram_mean_std(images.select(1, c)) for c in range(images.shape[1])]
+    shape = (images.shape[1],) + (1,) * (images.dim() - 2)
+    return torch.stack([m for m, _ in stats]).reshape(shape), torch.stack([s for _, s in stats]).reshape(shape)
 
 
 class InMemoryDataModule(pl.LightningDataModule):
@@ -142,6 +182,9 @@ class InMemoryDataModule(pl.LightningDataModule):
     Normalization: uint8 inputs become floats in [0, 1]; when :attr:`mean`/:attr:`std` are set (from the
     training split, by :meth:`fit_normalization`) the batch is standardized with them. Both are part of
     the datamodule's ``state_dict``, so they travel in checkpoints.
+
+    Augmentation: :meth:`augment_batch` (identity here) is applied to training batches only, on the
+    float [0, 1] batch before standardization; validation, test and predict batches are never augmented.
 
     Args:
         batch_size: samples per batch, > 0.
@@ -158,6 +201,7 @@ class InMemoryDataModule(pl.LightningDataModule):
     input_size: int
     num_classes: int | None = None
     output_size: int | None = None
+    classes: list[str] | None = None
 
     def __init__(self, batch_size: int = 64, num_workers: int = 0, seed: int = 42, pin_memory: bool | None = None,
                  device_cache: bool = False) -> None:
@@ -180,45 +224,37 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Load every split once (any stage); later calls do nothing."""
-        if self.datasets:
+        if "train" in self.datasets:
             return
         splits = self.load_splits()
-        self.datasets = {name: BatchTensorDataset(*tensors) for name, tensors in splits.items()}
+        self.datasets.update({name: BatchTensorDataset(*tensors) for name, tensors in splits.items()})
         if self.mean is None:
             self.fit_normalization(splits["train"][0])
 
     def fit_normalization(self, train_inputs: Tensor) -> None:
         """Set :attr:`mean`/:attr:`std` from the training inputs. The base leaves inputs unnormalized."""
 
-    def transform_inputs(self, x: Tensor) -> Tensor:
-        """uint8 → float in [0, 1], then standardize with the training statistics if set.
+    def augment_batch(self, x: Tensor) -> Tensor:
+        """Augment a training batch (float, in [0, 1]); the base returns it unchanged."""
+        return x
 
-        For uint8 input with statistics the two steps are fused into one multiply-add on the float batch,
-        ``x * (1 / (255 std)) - mean / std`` (equal to ``(x / 255 - mean) / std`` up to float rounding).
-        """
-        standardize = self.mean is not None and self.std is not None
-        if x.dtype == torch.uint8 and standardize:
-            scale, shift = self._fused_scale_shift(x.device)
-            return x.float().mul_(scale).add_(shift)
+    def transform_inputs(self, x: Tensor, augment: bool = False) -> Tensor:
+        """uint8 → float in [0, 1], :meth:`augment_batch` if ``augment``, then standardize with the
+        training statistics if set."""
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
-        if standardize:
+        if augment:
+            x = self.augment_batch(x)
+        if self.mean is not None and self.std is not None:
             x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         return x
 
-    def _fused_scale_shift(self, device: torch.device) -> tuple[Tensor, Tensor]:
-        cached = getattr(self, "_scale_shift", None)
-        if cached is None or cached[0] is not self.mean or cached[1] is not self.std or cached[2].device != device:
-            std = self.std.double()
-            scale, shift = (1.0 / (255.0 * std)).float(), (-self.mean.double() / std).float()
-            cached = (self.mean, self.std, scale.to(device), shift.to(device))
-            self._scale_shift = cached
-        return cached[2], cached[3]
-
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        trainer = getattr(self, "trainer", None)
+        augment = trainer is not None and trainer.training
         if isinstance(batch, (tuple, list)):
-            return (self.transform_inputs(batch[0]), *batch[1:])
-        return self.transform_inputs(batch)
+            return (self.transform_inputs(batch[0], augment), *batch[1:])
+        return self.transform_inputs(batch, augment)
 
     @property
     def target_device(self) -> torch.device:
@@ -236,8 +272,10 @@ class InMemoryDataModule(pl.LightningDataModule):
         return cached
 
     def _dataloader(self, split: str, shuffle: bool = False) -> DataLoader:
-        if not self.datasets:
+        if split not in self.datasets:
             self.setup()
+        if split not in self.datasets:
+            raise ValueError(f"{type(self).__name__} has no {split!r} split; it has {sorted(self.datasets)}")
         device = self.target_device
         dataset = self._dataset(split, device)
         on_host = dataset.inputs.device.type == "cpu"

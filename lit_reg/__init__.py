@@ -1,11 +1,14 @@
 """lit_reg: PyTorch Lightning models for training and studying regularized dense networks."""
 
+from lit_reg.callbacks import PredictionPrinter
 from lit_reg.defaults import default_callbacks, default_logger
-from lit_reg.models import DenseClassifier, DenseRegressor, RegularizedModule, build_dense_stack
+from lit_reg.models import BitmojiClassifier, DenseClassifier, DenseRegressor, RegularizedModule, build_dense_stack
 
 __all__ = [
+    "BitmojiClassifier",
     "DenseClassifier",
     "DenseRegressor",
+    "PredictionPrinter",
     "RegularizedModule",
     "build_dense_stack",
     "default_callbacks",

@@ -20,13 +20,13 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (registers the datamodules for --data ShortName)
-from lit_reg.callbacks import DivergenceGuard, LearningCurves, WeightNormMonitor
+from lit_reg.callbacks import DivergenceGuard, LearningCurves, PredictionPrinter, WeightNormMonitor
 from lit_reg.defaults import CHECKPOINT, EARLY_STOPPING, LOG_DIR, LOGGER, SEED
 from lit_reg.models import RegularizedModule
 
-#: sizes every datamodule exposes after ``__init__``, linked into the model's arguments of the same name
-#: (a model that does not take one of them ignores it)
-LINKED_SIZES = ("input_size", "num_classes", "output_size")
+#: sizes (and class names) every datamodule exposes after ``__init__``, linked into the model's arguments of
+#: the same name (a model that does not take one of them ignores it)
+LINKED_SIZES = ("input_size", "num_classes", "output_size", "classes")
 TENSORBOARD = "pytorch_lightning.loggers.TensorBoardLogger"
 DEFAULT_LOGGER_NAME = "lightning_logs"
 
@@ -43,8 +43,9 @@ class LitRegCLI(LightningCLI):
       the callbacks (``--early_stopping null``, ``--weight_norm null``, ... turn one off);
     - the TensorBoard logger writes ``logs/<model class>/version_N/`` unless
       ``--trainer.logger.init_args.name``/``save_dir`` say otherwise;
-    - the datamodule's ``input_size``, ``num_classes`` / ``output_size`` flow into the model;
-    - after ``fit`` it prints the final metrics, the run folder and the best checkpoint.
+    - the datamodule's ``input_size``, ``num_classes`` / ``output_size`` and ``classes`` flow into the model;
+    - after ``fit`` it prints the final metrics, the run folder and the best checkpoint;
+    - ``predict`` prints one line per sample (:class:`~lit_reg.callbacks.PredictionPrinter`).
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -99,7 +100,10 @@ class LitRegCLI(LightningCLI):
         """As LightningCLI's, but a callback group set to ``null`` is left out instead of passed as None."""
         extra_callbacks = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
         trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
-        return self._instantiate_trainer(trainer_config, [c for c in extra_callbacks if c is not None])
+        callbacks = [c for c in extra_callbacks if c is not None]
+        if self.subcommand == "predict":
+            callbacks.append(PredictionPrinter())
+        return self._instantiate_trainer(trainer_config, callbacks)
 
     def after_fit(self) -> None:
         """Print where the run went and how it ended."""

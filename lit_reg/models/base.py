@@ -10,7 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MeanMetric, Metric, MetricCollection
 
 from lit_reg.models.dense import build_dense_stack
 from lit_reg.registry import (
@@ -37,7 +37,11 @@ class RegularizedModule(pl.LightningModule):
 
     Each stage logs ``<stage>_loss`` and ``<stage>_<metric>`` once per epoch, from one metric
     collection per stage (``train_metrics``, ``val_metrics``, ``test_metrics``) and one batch-size
-    weighted ``MeanMetric`` of the loss per stage (``train_loss_mean``, ...).
+    weighted ``MeanMetric`` of the loss per stage (``train_loss_mean``, ...): :meth:`configure_metrics`
+    for every stage, plus :meth:`configure_eval_metrics` for validation and test.
+
+    Before any stage runs, :meth:`setup` checks the model's ``input_size`` against the datamodule's
+    (when it has one) and raises a ``ValueError`` giving both numbers.
 
     .. note::
         A step only updates these metric objects (a few tensor ops); they are handed to ``self.log`` on
@@ -128,13 +132,19 @@ class RegularizedModule(pl.LightningModule):
         self.scheduler_cls = None if lr_scheduler is None else lookup(LR_SCHEDULERS, lr_scheduler, "lr_scheduler")
         self._check_scheduler_kwargs(lr_scheduler, lr_scheduler_kwargs or {})
         self.net = build_dense_stack(input_size, hidden_sizes, output_size, activation, dropout, batchnorm, init)
-        metrics = self.configure_metrics()
-        self.train_metrics = metrics.clone(prefix="train_")
-        self.val_metrics = metrics.clone(prefix="val_")
-        self.test_metrics = metrics.clone(prefix="test_")
+        self.train_metrics = self.configure_metrics().clone(prefix="train_")
+        self.val_metrics = self._eval_metrics().clone(prefix="val_")
+        self.test_metrics = self._eval_metrics().clone(prefix="test_")
         for stage in STAGES:
             setattr(self, f"{stage}_loss_mean", MeanMetric(nan_strategy="disable"))
         self.train_data_loss_mean = MeanMetric(nan_strategy="disable")  # the training loss without penalties
+
+    def _eval_metrics(self) -> MetricCollection:
+        metrics = self.configure_metrics()
+        extra = self.configure_eval_metrics()
+        if extra:
+            metrics.add_metrics(extra)
+        return metrics
 
     def _save_own_hyperparameters(self) -> None:
         """``save_hyperparameters()`` for the concrete class: keep only the arguments its ``__init__`` takes.
@@ -187,6 +197,10 @@ class RegularizedModule(pl.LightningModule):
     def configure_metrics(self) -> MetricCollection:
         """The metrics logged for every stage; keys become ``<stage>_<key>``."""
 
+    def configure_eval_metrics(self) -> dict[str, Metric]:
+        """Metrics logged on validation and test only, on top of :meth:`configure_metrics` (none here)."""
+        return {}
+
     @abstractmethod
     def compute_loss(self, outputs: Tensor, target: Tensor) -> Tensor:
         """The training objective for a batch."""
@@ -200,6 +214,17 @@ class RegularizedModule(pl.LightningModule):
         return outputs
 
     # -- shared steps -----------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Fail before any step when the datamodule's ``input_size`` differs from the model's."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        data_size = getattr(datamodule, "input_size", None)
+        if data_size is not None and data_size != self.hparams.input_size:
+            raise ValueError(
+                f"{type(datamodule).__name__} gives {data_size} input features per sample but "
+                f"{type(self).__name__} has input_size={self.hparams.input_size}; set the model's input_size to "
+                f"{data_size} (the lit-reg CLI links it from the data) or change the data (e.g. image_size)."
+            )
+
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x.flatten(1))
 

@@ -1,0 +1,283 @@
+"""Any torchvision ImageFolder tree (``<root>/<class>/<image>``), decoded once into uint8 tensors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2 import functional as TF
+
+from datamodules.base import (
+    BatchTensorDataset,
+    InMemoryDataModule,
+    check_fraction,
+    check_positive_int,
+    stratified_split_indices,
+    uint8_mean_std,
+)
+
+#: bump when the decoded format changes, so older cache files are not read
+CACHE_VERSION = 1
+DEFAULT_CACHE_DIR = "~/.cache/lit_reg"
+
+
+def decode_file(path: str, image_size: int, grayscale: bool) -> Tensor:
+    """Decode one image file to a uint8 ``(C, image_size, image_size)`` tensor.
+
+    The shorter side is resized to ``image_size`` (antialiased), then the center square is cropped.
+
+    Raises:
+        RuntimeError: naming the file, when it is not a readable image.
+    """
+    mode = ImageReadMode.GRAY if grayscale else ImageReadMode.RGB
+    try:
+        image = decode_image(path, mode=mode)
+    except (RuntimeError, ValueError, OSError) as err:
+        raise RuntimeError(
+            f"Cannot read image file {path} ({' '.join(str(err).split())}); fix or remove the file."
+        ) from err
+    image = TF.resize(image, [image_size], antialias=True)
+    return TF.center_crop(image, [image_size, image_size])
+
+
+def check_dir(path: str, argument: str) -> str:
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"`{argument}` directory {path} does not exist; point it at an existing folder.")
+    return path
+
+
+class ImageFolderDataModule(InMemoryDataModule):
+    """An ImageFolder tree (``<dir>/<class name>/<image file>``) held in memory as uint8 tensors.
+
+    Classes are the sub-folders of ``train_dir`` (sorted, as torchvision's
+    :class:`~torchvision.datasets.ImageFolder` finds them). Every image is decoded once with
+    ``torchvision.io``, its shorter side resized to ``image_size`` and the center square cropped,
+    optionally in grayscale; each split is then one uint8 tensor, so epochs do no decoding. The decoded
+    tensors are cached in ``cache_dir`` under a key made of the file list, sizes and modification
+    times and the resize/grayscale settings, so a changed file decodes the split again.
+
+    Without ``val_dir``, a seeded stratified split of ``train_dir`` (``val_fraction`` of each class) is
+    the validation set. Batches are standardized with the training split's mean and std (per channel
+    for RGB) when ``normalize``; both are in the datamodule's ``state_dict``, so a checkpoint carries
+    them to ``predict``. With ``augment``, training batches get a random horizontal flip (half of the
+    samples) and a random translation of up to ``max_shift`` pixels per sample (edges replicated).
+
+    ``predict_dir`` (a folder searched recursively, or one image file) gives the predict batches:
+    ``(images, paths)``.
+
+    Subclasses (e.g. a downloaded dataset) may override :meth:`prepare_data` and pass their folders here.
+
+    Args:
+        train_dir: ImageFolder root of the training images.
+        val_dir: ImageFolder root of the validation images; None splits ``train_dir``.
+        test_dir: ImageFolder root of the test images; None leaves no test split.
+        predict_dir: a folder of images, or one image file, for ``predict``.
+        image_size: side of the square images, > 0.
+        grayscale: decode to one channel (else RGB).
+        val_fraction: share of each class held out for validation when ``val_dir`` is None, in (0, 1).
+        seed: seed of the validation split.
+        augment: flip and translate training batches.
+        normalize: standardize with the training mean/std (else inputs stay in [0, 1]).
+        batch_size: samples per batch.
+        num_workers: ``DataLoader`` workers.
+        max_shift: largest translation in pixels for ``augment``, >= 0.
+        cache_dir: folder for the decoded-tensor cache (``~`` expanded); None or ``""`` turns caching off.
+
+    Attributes:
+        classes: class names, sorted; ``class_to_idx`` maps them to targets.
+        num_classes: ``len(classes)``.
+        input_size: channels × ``image_size`` × ``image_size``.
+
+    Raises:
+        FileNotFoundError: a directory (or the predict file) does not exist.
+        ValueError: an argument is out of range; a folder holds no class folders or no images (the
+            message lists the allowed extensions); a class folder has no images; validation or test
+            classes differ from the training classes.
+        RuntimeError: an image file cannot be decoded (naming the file).
+
+    Example:
+        >>> dm = ImageFolderDataModule("../shared/data/bitmoji_bw/train")  # doctest: +SKIP
+        >>> dm.classes, dm.input_size  # doctest: +SKIP
+        (['not_tom', 'tom'], 2500)
+    """
+
+    def __init__(
+        self,
+        train_dir: str,
+        val_dir: str | None = None,
+        test_dir: str | None = None,
+        predict_dir: str | None = None,
+        image_size: int = 50,
+        grayscale: bool = True,
+        val_fraction: float = 0.1,
+        seed: int = 42,
+        augment: bool = False,
+        normalize: bool = True,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        max_shift: int = 4,
+        cache_dir: str | None = DEFAULT_CACHE_DIR,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        self.train_dir = check_dir(str(train_dir), "train_dir")
+        self.val_dir = None if val_dir is None else check_dir(str(val_dir), "val_dir")
+        self.test_dir = None if test_dir is None else check_dir(str(test_dir), "test_dir")
+        if predict_dir is not None and not os.path.exists(predict_dir):
+            raise FileNotFoundError(
+                f"`predict_dir` {predict_dir} does not exist; give a folder of images or one image file."
+            )
+        self.predict_dir = None if predict_dir is None else str(predict_dir)
+        self.image_size = check_positive_int(image_size, "image_size")
+        self.grayscale = grayscale
+        self.val_fraction = check_fraction(val_fraction, "val_fraction")
+        self.augment = augment
+        self.normalize = normalize
+        if not isinstance(max_shift, int) or max_shift < 0 or max_shift >= image_size:
+            raise ValueError(f"`max_shift` must be an integer in [0, image_size={image_size}), got {max_shift!r}")
+        self.max_shift = max_shift
+        self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else None
+        self.classes, self.class_to_idx = self._find_classes(self.train_dir, "train_dir")
+        self.num_classes = len(self.classes)
+        self.channels = 1 if grayscale else 3
+        self.input_size = self.channels * image_size * image_size
+        for argument in ("val_dir", "test_dir"):
+            folder = getattr(self, argument)
+            if folder is not None:
+                classes, _ = self._find_classes(folder, argument)
+                if classes != self.classes:
+                    raise ValueError(
+                        f"`{argument}` {folder} has classes {classes} but `train_dir` {self.train_dir} has "
+                        f"{self.classes}; both need the same class folders."
+                    )
+
+    # -- finding and decoding files ---------------------------------------------------------------
+    @staticmethod
+    def _find_classes(folder: str, argument: str) -> tuple[list[str], dict[str, int]]:
+        try:
+            classes, class_to_idx = find_classes(folder)
+        except FileNotFoundError as err:
+            raise ValueError(
+                f"`{argument}` {folder} holds no class folders; expected <{argument}>/<class name>/<image files>."
+            ) from err
+        return classes, class_to_idx
+
+    def _samples(self, folder: str, argument: str) -> list[tuple[str, int]]:
+        """``(path, target)`` for every image of an ImageFolder tree, checking that each class has some."""
+        samples = make_dataset(folder, self.class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
+        if not samples:
+            raise ValueError(
+                f"No images found in `{argument}` {folder}; allowed extensions are {', '.join(IMG_EXTENSIONS)}."
+            )
+        present = {target for _, target in samples}
+        for name, index in self.class_to_idx.items():
+            if index not in present:
+                raise ValueError(
+                    f"Class folder {os.path.join(folder, name)} has no images (allowed extensions: "
+                    f"{', '.join(IMG_EXTENSIONS)}); add images or remove the folder."
+                )
+        return samples
+
+    def _predict_paths(self) -> list[str]:
+        path = self.predict_dir
+        if os.path.isfile(path):
+            return [path]
+        paths = sorted(str(p) for p in Path(path).rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+        if not paths:
+            raise ValueError(
+                f"No images found in `predict_dir` {path}; allowed extensions are {', '.join(IMG_EXTENSIONS)}."
+            )
+        return paths
+
+    def _cache_path(self, paths: list[str]) -> str | None:
+        if self.cache_dir is None:
+            return None
+        listing = []
+        for path in paths:
+            stat = os.stat(path)
+            listing.append([os.path.abspath(path), stat.st_size, stat.st_mtime_ns])
+        key = json.dumps([CACHE_VERSION, self.image_size, self.grayscale, listing])
+        return os.path.join(self.cache_dir, f"image_folder-{hashlib.sha256(key.encode()).hexdigest()[:32]}.pt")
+
+    def decode_files(self, paths: list[str]) -> Tensor:
+        """All ``paths`` decoded into one uint8 ``(N, C, image_size, image_size)`` tensor, cached on disk."""
+        cache = self._cache_path(paths)
+        if cache is not None and os.path.isfile(cache):
+            return torch.load(cache, weights_only=True)
+        images = torch.stack([decode_file(path, self.image_size, self.grayscale) for path in paths])
+        if cache is not None:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            partial = f"{cache}.{os.getpid()}.tmp"
+            torch.save(images, partial)
+            os.replace(partial, cache)
+        return images
+
+    def read_split(self, folder: str, argument: str) -> tuple[Tensor, Tensor]:
+        """Images and targets of one ImageFolder tree."""
+        samples = self._samples(folder, argument)
+        images = self.decode_files([path for path, _ in samples])
+        return images, torch.tensor([target for _, target in samples], dtype=torch.long)
+
+    # -- the InMemoryDataModule hooks -------------------------------------------------------------
+    def load_splits(self) -> dict[str, tuple[Tensor, Tensor]]:
+        images, targets = self.read_split(self.train_dir, "train_dir")
+        if self.val_dir is None:
+            train_idx, val_idx = stratified_split_indices(targets, self.val_fraction, self.seed)
+            splits = {"train": (images[train_idx], targets[train_idx]), "val": (images[val_idx], targets[val_idx])}
+        else:
+            splits = {"train": (images, targets), "val": self.read_split(self.val_dir, "val_dir")}
+        if self.test_dir is not None:
+            splits["test"] = self.read_split(self.test_dir, "test_dir")
+        return splits
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the predict images for ``"predict"``; every other split once for any other stage.
+
+        For ``predict`` the training split is not read: the mean/std come from the checkpoint's
+        datamodule state (``lit-reg predict --ckpt_path``).
+        """
+        if stage == "predict":
+            if "predict" not in self.datasets:
+                if self.predict_dir is None:
+                    raise ValueError(
+                        "`predict_dir` is not set; pass a folder of images or one image file, e.g. "
+                        "--data.predict_dir ../shared/data/tom-bitmoji.png"
+                    )
+                paths = self._predict_paths()
+                self.datasets["predict"] = BatchTensorDataset(self.decode_files(paths), paths)
+            return
+        super().setup(stage)
+
+    def fit_normalization(self, train_inputs: Tensor) -> None:
+        if self.normalize:
+            self.mean, self.std = uint8_mean_std(train_inputs, per_channel=True)
+
+    def augment_batch(self, x: Tensor) -> Tensor:
+        """Random horizontal flip (each sample with probability 1/2) and a random translation of up to
+        ``max_shift`` pixels in each direction (edges replicated), per sample."""
+        if not self.augment:
+            return x
+        batch, _, height, width = x.shape
+        flip = torch.rand(batch, device=x.device) < 0.5
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        shift = self.max_shift
+        if shift == 0:
+            return x
+        padded = torch.nn.functional.pad(x, (shift, shift, shift, shift), mode="replicate")
+        dy = torch.randint(0, 2 * shift + 1, (batch, 1), device=x.device)
+        dx = torch.randint(0, 2 * shift + 1, (batch, 1), device=x.device)
+        rows = (dy + torch.arange(height, device=x.device)).view(batch, 1, height, 1)
+        cols = (dx + torch.arange(width, device=x.device)).view(batch, 1, 1, width)
+        samples = torch.arange(batch, device=x.device).view(batch, 1, 1, 1)
+        channels = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+        return padded[samples, channels, rows, cols]
+
+    def predict_dataloader(self) -> DataLoader:
+        self.setup("predict")
+        return self._dataloader("predict")

@@ -1,0 +1,42 @@
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from lit_reg.callbacks import PredictionPrinter
+from lit_reg.cli import build_cli
+from lit_reg.models import BitmojiClassifier
+from tests.datamodules.image_trees import write_tree
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+LINE = re.compile(r"^(\S+\.png)  (not_tom|tom)  (0\.\d\d|1\.00)$")
+
+
+def data_args(root: Path, tmp_path: Path) -> list[str]:
+    return ["--model", "BitmojiClassifier", "--data", "ImageFolderDataModule", "--data.train_dir", str(root),
+            "--data.image_size", "10", "--data.batch_size", "4", "--data.cache_dir", str(tmp_path / "cache"),
+            "--model.hidden_sizes", "[8]", *QUIET]
+
+
+def test_fit_then_predict_prints_one_line_per_image(in_tmp_dir, tmp_path, capsys):
+    root = write_tree(tmp_path / "train", {"not_tom": 6, "tom": 6})
+    fit = build_cli(["fit", *data_args(root, tmp_path), "--data.val_fraction", "0.25", "--trainer.max_epochs", "2"])
+    assert fit.model.hparams.input_size == 100 and list(fit.model.hparams.classes) == ["not_tom", "tom"]  # linked
+    ckpt = fit.trainer.checkpoint_callback.best_model_path
+    capsys.readouterr()
+    cli = build_cli(["predict", *data_args(root, tmp_path), "--ckpt_path", ckpt,
+                     "--data.predict_dir", str(root / "tom")])
+    lines = [line for line in capsys.readouterr().out.splitlines() if LINE.match(line)]
+    assert sorted(LINE.match(line).group(1) for line in lines) == sorted(p.name for p in (root / "tom").iterdir())
+    assert torch.equal(cli.datamodule.mean, fit.datamodule.mean)  # restored from the checkpoint, not refitted
+
+
+def test_printer_needs_labels_and_paths():
+    printer = PredictionPrinter()
+    model = BitmojiClassifier(input_size=2, hidden_sizes=[2])
+    with pytest.raises(ValueError, match="'labels' and 'confidence'"):
+        printer.write_on_batch_end(None, model, torch.zeros(2), None, (torch.zeros(2, 2), ["a", "b"]), 0, 0)
+    with pytest.raises(ValueError, match=r"batches of \(inputs, paths\)"):
+        printer.write_on_batch_end(None, model, {"labels": ["a"], "confidence": torch.ones(1)}, None,
+                                   torch.zeros(1, 2), 0, 0)
