@@ -165,12 +165,19 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LitRegCLI:
 USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError)
 
 
+def _raised_in(error: BaseException, package: str) -> bool:
+    """Whether ``error`` was raised by code of ``package`` (judged from its traceback's last frame)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"{os.sep}{package}{os.sep}" in tb.tb_frame.f_code.co_filename
+
+
 def innermost_message(error: BaseException) -> str:
-    """The message that names the culprit: jsonargparse wraps a model's ``ValueError`` in a longer one that
-    repeats it, so descend the chain while the inner message is part of the outer one."""
-    inner = error.__cause__ or error.__context__
-    while inner is not None and str(inner) and str(inner) in str(error):
-        error, inner = inner, inner.__cause__ or inner.__context__
+    """The message that names the culprit: jsonargparse wraps a model's or datamodule's own error in a longer
+    one while instantiating, so look through the errors jsonargparse raised to the one it wrapped."""
+    while _raised_in(error, "jsonargparse") and (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
     return " ".join(str(error).split())
 
 

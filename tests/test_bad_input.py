@@ -13,10 +13,14 @@ import yaml
 
 from datamodules.fakes import write_fashion_mnist
 from lit_reg.cli import build_cli, cli_main
+from tests.datamodules.image_trees import write_tree
 
 FASHION = ["--model", "DenseClassifier", "--data", "FashionMNISTDataModule", "--data.data_dir", "data",
            "--data.download", "false", "--model.hidden_sizes", "[8]", "--trainer.max_epochs", "1",
            "--trainer.enable_progress_bar", "false"]
+IMAGES = ["--model", "BitmojiClassifier", "--data", "ImageFolderDataModule", "--data.image_size", "8",
+          "--data.cache_dir", "cache", "--model.hidden_sizes", "[8]", "--trainer.max_epochs", "1",
+          "--trainer.enable_progress_bar", "false"]
 TOY = ["--model", "DenseRegressor", "--data", "ToyRegressionDataModule", "--trainer.max_epochs", "1",
        "--trainer.enable_progress_bar", "false"]
 
@@ -31,6 +35,11 @@ def workspace(in_tmp_dir):
     cli = build_cli(["fit", *FASHION])
     good = Path(cli.trainer.checkpoint_callback.best_model_path)
     Path("truncated.ckpt").write_bytes(good.read_bytes()[:2000])
+    write_tree(Path("images/train"), {"not_tom": 4, "tom": 4})
+    write_tree(Path("images/other_classes"), {"cat": 2, "tom": 2})
+    write_tree(Path("images/empty_class"), {"not_tom": 2, "tom": 0})
+    write_tree(Path("images/corrupt"), {"not_tom": 3, "tom": 3})
+    Path("images/corrupt/tom/1.png").write_bytes(b"not a png at all")
     Path("unknown_key.yaml").write_text(yaml.safe_dump({"model": {"class_path": "DenseClassifier",
                                                                   "init_args": {"dropoutt": 0.3}}}))
     return {"good_ckpt": str(good)}
@@ -69,6 +78,18 @@ CASES = [
      r"`val_fraction`=0\.999 of 200 samples leaves 200 for validation and 0 for training"),
     ("val_fraction leaving no validation sample", ["fit", *FASHION, "--data.val_fraction", "0.001"], 1,
      r"`val_fraction`=0\.001 of 200 samples leaves 0 for validation"),
+    ("unknown learning-rate scheduler", ["fit", *FASHION, "--model.lr_scheduler", "warp"], 1,
+     r"`lr_scheduler` must be one of \[.*'cosine'.*\], got 'warp'"),
+    ("image folder missing", ["fit", *IMAGES, "--data.train_dir", "images/nowhere"], 1,
+     r"`train_dir` directory images/nowhere does not exist"),
+    ("corrupt image file", ["fit", *IMAGES, "--data.train_dir", "images/corrupt"], 1,
+     r"Cannot read image file images/corrupt/tom/1\.png .*fix or remove the file"),
+    ("empty class folder", ["fit", *IMAGES, "--data.train_dir", "images/empty_class"], 1,
+     r"Class folder images/empty_class/tom has no images"),
+    ("validation classes differ from training classes", ["fit", *IMAGES, "--data.train_dir", "images/train",
+                                                         "--data.val_dir", "images/other_classes"], 1,
+     r"`val_dir` images/other_classes has classes \['cat', 'tom'\] but `train_dir` images/train has "
+     r"\['not_tom', 'tom'\]"),
     ("unknown toy data set", ["fit", *TOY, "--data.dataset", "cubic"], 2, r"dataset.*cubic"),
     ("truncated checkpoint", ["test", *FASHION, "--ckpt_path", "truncated.ckpt"], 1,
      r"checkpoint truncated\.ckpt cannot be read .*truncated or not a Lightning checkpoint"),
@@ -100,6 +121,16 @@ def test_bad_input_is_one_clear_error(workspace, no_network, capsys, case, args,
 
 def test_table_has_at_least_fifteen_cases():
     assert len(CASES) >= 15
+
+
+def test_input_size_that_does_not_match_the_data_in_a_script(workspace, make_trainer):
+    from datamodules import ImageFolderDataModule
+    from lit_reg.models import BitmojiClassifier
+
+    data = ImageFolderDataModule("images/train", image_size=16, val_fraction=0.5, cache_dir=None)
+    with pytest.raises(ValueError, match=r"ImageFolderDataModule gives 256 input features per sample but "
+                                         r"BitmojiClassifier has input_size=2500"):
+        make_trainer(max_epochs=1).fit(BitmojiClassifier(), datamodule=data)
 
 
 def test_resuming_from_a_checkpoint_of_another_class_in_a_script(workspace, make_trainer):
