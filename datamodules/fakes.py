@@ -45,3 +45,24 @@ def write_fashion_mnist(root: str, num_train: int = 200, num_test: int = 50, see
         write_idx(os.path.join(raw, f"{prefix}-images-idx3-ubyte"), images, compress)
         write_idx(os.path.join(raw, f"{prefix}-labels-idx1-ubyte"), labels, compress)
     return raw
+
+
+def write_image_folder(root: str | os.PathLike, per_class: dict[str, int], seed: int = 0,
+                       sizes: tuple[tuple[int, int], ...] = ((40, 30), (64, 64), (30, 50))) -> str:
+    """Write an ImageFolder tree ``root/<class>/<i>.png`` of small RGB and grayscale PNGs; returns ``root``.
+
+    Images cycle through ``sizes`` (width, height) and alternate RGB / grayscale; class ``k`` (sorted) is
+    brighter by ``60·k``, so a model can tell the classes apart.
+    """
+    from PIL import Image  # torchvision's dependency; only needed here
+
+    generator = torch.Generator().manual_seed(seed)
+    for k, (name, count) in enumerate(sorted(per_class.items())):
+        folder = os.path.join(root, name)
+        os.makedirs(folder, exist_ok=True)
+        for i in range(count):
+            width, height = sizes[i % len(sizes)]
+            pixels = (torch.randint(0, 60, (height, width, 3), generator=generator) + 60 * k).to(torch.uint8)
+            image = Image.fromarray(pixels.numpy(), "RGB")
+            (image.convert("L") if i % 2 else image).save(os.path.join(folder, f"{i}.png"))
+    return str(root)

@@ -62,6 +62,7 @@ class WeightNormMonitor(Callback):
     Attributes:
         initial_norms: per-layer norms at the start of training.
         final_norms: per-layer norms at the end of training.
+        history: ``(epoch, total norm)`` pairs: epoch -1 for the start of training, then one per epoch.
         plot_path: where the chart was saved, once it was.
 
     Raises:
@@ -82,6 +83,7 @@ class WeightNormMonitor(Callback):
         self.figsize = tuple(figsize)
         self.initial_norms: dict[str, float] = {}
         self.final_norms: dict[str, float] = {}
+        self.history: list[tuple[int, float]] = []
         self.plot_path: Path | None = None
 
     def norms(self, module: nn.Module) -> dict[str, float]:
@@ -93,6 +95,8 @@ class WeightNormMonitor(Callback):
 
     def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         values = self.norms(pl_module)
+        epoch = trainer.current_epoch if trainer.global_step else -1
+        self.history.append((epoch, values["weight_norm/total"]))
         for logger in trainer.loggers:
             logger.log_metrics(values, step=trainer.global_step)
 
