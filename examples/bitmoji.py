@@ -30,7 +30,7 @@ SETUPS = {
         "data": {"normalize": False, "augment": False}, "max_epochs": 20, "patience": 3},
     "regularized": {
         "model": {"dropout": 0.3, "batchnorm": True, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01},
-        "data": {"normalize": True, "augment": True, "max_shift": 3}, "max_epochs": 40, "patience": 8},
+        "data": {"normalize": True, "augment": True, "max_shift": 3}, "max_epochs": 60, "patience": 8},
 }
 
 
