@@ -69,7 +69,7 @@ def train_setting(name: str, label_noise: float, config: dict[str, Any], data: d
     return curves.history
 
 
-def plot(results: list[dict[str, Any]]) -> Figure:
+def plot(results: list[dict[str, Any]], data: str = "Animal Faces") -> Figure:
     """Train and validation accuracy per epoch, one panel per setting, chance level dotted."""
     figure = Figure(figsize=(5 * len(results), 4))
     for axes, result in zip(figure.subplots(1, len(results), squeeze=False)[0], results, strict=True):
@@ -84,7 +84,7 @@ def plot(results: list[dict[str, Any]]) -> Figure:
         axes.set_ylabel("accuracy")
         axes.set_title(f"{result['setting']} (label_noise={result['label_noise']:g})")
         axes.legend()
-    figure.suptitle("Memorization: BigAnimalNet on 100 Animal Faces images")
+    figure.suptitle(f"Memorization: BigAnimalNet on 100 {data} images")
     figure.tight_layout()
     return figure
 
@@ -133,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append({"setting": setting, "label_noise": label_noise, "epochs": epochs, "history": history,
                         "train_acc": final(history, "train_acc"), "val_acc": final(history, "val_acc")})
     figure_path = out / "memorization.png"
-    plot(results).savefig(figure_path, dpi=100)
+    data_name = "generated" if args.fast else "Animal Faces"
+    plot(results, data_name).savefig(figure_path, dpi=100)
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    print(f"\nMemorization after {epochs} epochs ({'generated images' if args.fast else 'Animal Faces'}):")
+    print(f"\nMemorization after {epochs} epochs ({data_name} images):")
     print(f"{'setting':<18} {'label_noise':>11} {'train_acc':>9} {'val_acc':>7}")
     for result in results:
         print(f"{result['setting']:<18} {result['label_noise']:>11.2f} {result['train_acc']:>9.3f} "
