@@ -1,20 +1,17 @@
-import contextlib
-import http.server
 import logging
 import os
-import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
+import datamodules.animal_faces as animal_faces
 from datamodules import AnimalFacesDataModule
 from datamodules.fakes import AFHQ_CLASSES, make_afhq_zip, write_afhq
 from lit_reg.cli import build_cli
-from tests.helpers.http_server import serve_directory
+from tests.helpers.http_server import serve_directory, serve_dropping_connection
 
 LAYOUT = [f"{split}/{name}" for split in ("train", "val") for name in AFHQ_CLASSES]
 
@@ -219,50 +216,10 @@ def test_archive_without_the_afhq_layout(tmp_path):
     assert tree_listing(tmp_path / "data") == []
 
 
-class _DroppingHandler(http.server.BaseHTTPRequestHandler):
-    """Announces the whole file but sends only its first half, then closes the connection."""
-
-    payload = b""
-    requests: list[str] = []
-
-    def _head(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/zip")
-        self.send_header("Content-Length", str(len(self.payload)))
-        self.end_headers()
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self.requests.append(f"HEAD {self.path}")
-        self._head()
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.requests.append(f"GET {self.path}")
-        self._head()
-        self.wfile.write(self.payload[: len(self.payload) // 2])
-        self.wfile.flush()
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-@contextlib.contextmanager
-def dropping_server(payload: bytes) -> Iterator[tuple[str, list[str]]]:
-    requests: list[str] = []
-    handler = type("Handler", (_DroppingHandler,), {"payload": payload, "requests": requests})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/afhq.zip", requests
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_connection_dropped_mid_file_is_a_clear_error_and_leaves_nothing(tmp_path):
     make_afhq_zip(str(tmp_path / "afhq.zip"), per_class=6, val_per_class=2)
-    with dropping_server((tmp_path / "afhq.zip").read_bytes()) as (url, requests):
+    with serve_dropping_connection((tmp_path / "afhq.zip").read_bytes()) as (base_url, requests):
+        url = f"{base_url}afhq.zip"
         with pytest.raises(RuntimeError, match=rf"from {url} into .*failed \(not a complete zip archive .*the "
                                                r"connection may have dropped mid-file\).*partial file was removed"):
             make(tmp_path / "data", download=True, url=url).prepare_data()
@@ -270,6 +227,25 @@ def test_connection_dropped_mid_file_is_a_clear_error_and_leaves_nothing(tmp_pat
     assert tree_listing(tmp_path / "data") == []
     with pytest.raises(RuntimeError, match="Animal Faces .AFHQ. not found"):
         make(tmp_path / "data").setup()
+
+
+def test_interrupted_extraction_leaves_no_tree(tmp_path, monkeypatch):
+    """Ctrl-C after half the files were extracted: nothing that looks extracted stays behind."""
+    extract = animal_faces.extract_archive
+
+    def extract_then_interrupt(archive, target):
+        extract(archive, target)
+        assert any(Path(target).rglob("*.png"))
+        raise KeyboardInterrupt
+
+    served = tmp_path / "mirror"
+    served.mkdir()
+    make_afhq_zip(str(served / "afhq.zip"), per_class=4, val_per_class=2)
+    monkeypatch.setattr(animal_faces, "extract_archive", extract_then_interrupt)
+    with serve_directory(str(served)) as (url, _):
+        with pytest.raises(KeyboardInterrupt):
+            make(tmp_path / "data", download=True, url=f"{url}afhq.zip").prepare_data()
+    assert tree_listing(tmp_path / "data") == []
 
 
 # -- the CLI --------------------------------------------------------------------------------------
