@@ -4,7 +4,7 @@ labels, 15 % label noise and random labels, trained for 200 epochs each without 
 An over-parameterized net reaches (nearly) 100 % training accuracy in all three settings, even when every
 label is wrong, so training accuracy says nothing about generalization; the validation accuracy does.
 
-Writes into the run folder (``--out``, default ``logs/memorization/version_N``): one TensorBoard run per
+Writes into the run folder (``--out``, default ``logs/examples/memorization/run_N``): one TensorBoard run per
 setting (with its checkpoints and learning curves), ``memorization.png`` (train and validation accuracy per
 epoch, one panel per setting, like the lecture's "Memorization" figure) and ``results.json``; prints a table.
 
@@ -15,21 +15,19 @@ epoch, one panel per setting, like the lecture's "Memorization" figure) and ``re
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import yaml
+from _common import example_parser, exit_with, output_dir, print_table, save_figure
 from matplotlib.figure import Figure
 
 from datamodules import AnimalFacesDataModule
 from datamodules.fakes import write_afhq
+from lit_reg import DenseClassifier, default_callbacks, default_logger
 from lit_reg.callbacks import LearningCurves
-from lit_reg.defaults import LOG_DIR, default_callbacks, default_logger
-from lit_reg.models import DenseClassifier
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "memorization.yaml"
 #: (title, run name, label_noise)
@@ -47,11 +45,6 @@ def load_config(path: Path = CONFIG) -> dict[str, Any]:
         "epochs": config["trainer"]["max_epochs"],
         "seed": config.get("seed_everything", 2021),
     }
-
-
-def next_run_folder(root: Path) -> Path:
-    versions = [int(p.name.split("_")[-1]) for p in root.glob("version_*") if p.name.split("_")[-1].isdigit()]
-    return root / f"version_{max(versions, default=-1) + 1}"
 
 
 def train_setting(name: str, label_noise: float, config: dict[str, Any], data: dict[str, Any], epochs: int,
@@ -85,7 +78,6 @@ def plot(results: list[dict[str, Any]], data: str = "Animal Faces") -> Figure:
         axes.set_title(f"{result['setting']} (label_noise={result['label_noise']:g})")
         axes.legend()
     figure.suptitle(f"Memorization: BigAnimalNet on 100 {data} images")
-    figure.tight_layout()
     return figure
 
 
@@ -94,25 +86,16 @@ def final(history: dict[int, dict[str, float]], key: str) -> float:
     return values[-1] if values else float("nan")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = example_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="folder holding (or receiving) afhq/ (default: the "
                         "config's, data/); with --fast, where the generated images go (default: <out>/data)")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"epochs per setting (default: the config's 200; {FAST_EPOCHS} with --fast)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"run folder (default: a new {LOG_DIR}/memorization/version_N)")
-    parser.add_argument("--fast", action="store_true",
-                        help="train on tiny generated images in the AFHQ layout (no download), few epochs")
-    parser.add_argument("--no-download", action="store_true", help="fail instead of downloading AFHQ")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser.add_argument("--no-download", action="store_true", help="use the files in --data-dir only")
+    args = parser.parse_args(argv)
     config = load_config()
-    out = args.out or next_run_folder(Path(LOG_DIR) / "memorization")
+    out = output_dir(args.out, "memorization")
     epochs = args.epochs or (FAST_EPOCHS if args.fast else config["epochs"])
     data: dict[str, Any] = {"download": not args.no_download}
     if args.fast:
@@ -125,25 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         datamodule.prepare_data()
         datamodule.setup()
     except (RuntimeError, ValueError) as error:
-        print(f"memorization: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 1
+        exit_with(" ".join(str(error).split()))
     results = []
     for setting, name, label_noise in SETTINGS:
         history = train_setting(name, label_noise, config, data, epochs, out)
-        results.append({"setting": setting, "label_noise": label_noise, "epochs": epochs, "history": history,
-                        "train_acc": final(history, "train_acc"), "val_acc": final(history, "val_acc")})
-    figure_path = out / "memorization.png"
+        results.append({"setting": setting, "label_noise": label_noise, "epochs": epochs,
+                        "train_acc": final(history, "train_acc"), "val_acc": final(history, "val_acc"),
+                        "history": history})
     data_name = "generated" if args.fast else "Animal Faces"
-    plot(results, data_name).savefig(figure_path, dpi=100)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\nMemorization after {epochs} epochs ({data_name} images):")
-    print(f"{'setting':<18} {'label_noise':>11} {'train_acc':>9} {'val_acc':>7}")
-    for result in results:
-        print(f"{result['setting']:<18} {result['label_noise']:>11.2f} {result['train_acc']:>9.3f} "
-              f"{result['val_acc']:>7.3f}")
-    print(f"Figure: {figure_path}")
-    return 0
+    print_table([{k: v for k, v in result.items() if k != "history"} for result in results])
+    save_figure(plot(results, data_name), out / "memorization.png")
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    return results
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -1,6 +1,5 @@
 """The memorization experiment: BigAnimalNet memorizes random labels; the example script runs end to end."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -28,12 +27,9 @@ class StopWhenMemorized(EpochMetrics):
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "memorization.py"
 
 
-@pytest.fixture(scope="module")
-def memorization():
-    spec = importlib.util.spec_from_file_location("memorization", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def memorization(example):
+    return example("memorization")
 
 
 def test_config_is_the_lectures_big_animal_net(memorization):
@@ -74,7 +70,7 @@ def test_big_animal_net_memorizes_random_labels_on_noise(memorization, tmp_path,
 
 def test_fast_run_writes_the_figure_and_prints_the_table(memorization, in_tmp_dir, capsys):
     out = in_tmp_dir / "run"
-    assert memorization.main(["--fast", "--epochs", "3", "--out", str(out)]) == 0
+    returned = memorization.main(["--fast", "--epochs", "3", "--out", str(out)])
     with Image.open(out / "memorization.png") as image:
         image.verify()
     with Image.open(out / "memorization.png") as image:
@@ -82,37 +78,46 @@ def test_fast_run_writes_the_figure_and_prints_the_table(memorization, in_tmp_di
     results = json.loads((out / "results.json").read_text())
     assert [(r["setting"], r["label_noise"]) for r in results] == [
         ("clean labels", 0.0), ("15 % label noise", 0.15), ("random labels", 1.0)]
-    for result in results:
+    for result, same in zip(results, returned, strict=True):
         assert sorted(map(int, result["history"])) == [0, 1, 2]
         assert 0 <= result["train_acc"] <= 1 and 0 <= result["val_acc"] <= 1
+        assert (result["train_acc"], result["val_acc"]) == (same["train_acc"], same["val_acc"])
     for name in ("clean", "noise_15", "random"):
         assert list((out / name / "version_0").glob("events.out.tfevents.*"))
         assert (out / name / "version_0" / "learning_curves.png").is_file()
     printed = capsys.readouterr().out
     assert "Memorization after 3 epochs (generated images):" in printed
+    assert printed.split("Memorization after")[1].splitlines()[1].split() == [
+        "setting", "label_noise", "epochs", "train_acc", "val_acc"]
     rows = [line for line in printed.splitlines() if line.startswith(("clean labels", "15 % label", "random labels"))]
-    assert len(rows) == 3 and rows[2].split()[2:4] == ["1.00", f"{results[2]['train_acc']:.3f}"]
+    assert len(rows) == 3 and rows[2].split()[2:] == ["1.0000", "3", f"{results[2]['train_acc']:.4f}",
+                                                      f"{results[2]['val_acc']:.4f}"]
     assert not (in_tmp_dir / "logs").exists()
 
 
-def test_default_run_folder_is_a_new_version_under_logs(memorization, in_tmp_dir):
-    (in_tmp_dir / "logs" / "memorization" / "version_3").mkdir(parents=True)
-    assert memorization.next_run_folder(Path("logs/memorization")) == Path("logs/memorization/version_4")
+def test_default_run_folder_is_a_new_run_under_logs_examples(memorization, in_tmp_dir):
+    memorization.main(["--fast", "--epochs", "1"])
+    memorization.main(["--fast", "--epochs", "1"])
+    runs = sorted(p.name for p in (in_tmp_dir / "logs" / "examples" / "memorization").iterdir())
+    assert runs == ["run_0", "run_1"]
+    assert (in_tmp_dir / "logs" / "examples" / "memorization" / "run_1" / "memorization.png").is_file()
 
 
 def test_download_failure_is_one_line_and_exit_code_1(memorization, in_tmp_dir, capsys, no_network):
-    assert memorization.main(["--data-dir", str(in_tmp_dir / "data"), "--epochs", "1"]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        memorization.main(["--data-dir", str(in_tmp_dir / "data"), "--epochs", "1", "--out", "out"])
+    assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert err.startswith("memorization: error: Downloading the Animal Faces archive afhq.zip from "
+    assert err.startswith("error: Downloading the Animal Faces archive afhq.zip from "
                           "https://osf.io/kgfvj/download") and "download failed" in err
     assert len(no_network) >= 1
 
 
 def test_missing_data_from_the_shell_is_one_line_not_a_traceback(in_tmp_dir):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", "nowhere", "--no-download"],
+    result = subprocess.run([sys.executable, str(SCRIPT), "--data-dir", "nowhere", "--no-download", "--out", "o"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert "memorization: error: Animal Faces (AFHQ) not found in data_dir='nowhere' (download=False)" in result.stderr
+    assert result.stderr.startswith("error: Animal Faces (AFHQ) not found in data_dir='nowhere' (download=False)")
     assert "Traceback" not in result.stderr
