@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import struct
+import tempfile
+import zipfile
 
 import torch
 from torch import Tensor
+from torchvision.io import write_png
 
 #: IDX type codes by torch dtype (the MNIST file format)
 _IDX_TYPES = {torch.uint8: 0x08}
@@ -66,3 +70,49 @@ def write_image_folder(root: str | os.PathLike, per_class: dict[str, int], seed:
             image = Image.fromarray(pixels.numpy(), "RGB")
             (image.convert("L") if i % 2 else image).save(os.path.join(folder, f"{i}.png"))
     return str(root)
+
+
+#: the AFHQ class folders, in ImageFolder (sorted) order
+AFHQ_CLASSES = ("cat", "dog", "wild")
+#: a colour per AFHQ class that :func:`write_afhq` mixes into its noise
+_AFHQ_TINTS = ((230, 140, 40), (60, 120, 230), (60, 200, 80))
+
+
+def write_afhq(root: str, per_class: int = 40, val_per_class: int = 10, image_size: int = 32, signal: float = 0.06,
+               seed: int = 0) -> str:
+    """Write random PNGs in the AFHQ layout ``<root>/afhq/{train,val}/{cat,dog,wild}/<i>.png``; returns the
+    ``afhq`` folder.
+
+    Every image is uniform RGB noise mixed with its class's colour (``signal`` of it: 0 gives pure noise, which
+    only memorization can fit; the default 0.06 lets BigAnimalNet reach about 55 % validation accuracy from 100
+    images, 1.0 gives flat class colours).
+    """
+    if not 0.0 <= signal <= 1.0:
+        raise ValueError(f"`signal` must be in [0, 1], got {signal!r}")
+    afhq = os.path.join(root, "afhq")
+    generator = torch.Generator().manual_seed(seed)
+    for split, count in (("train", per_class), ("val", val_per_class)):
+        for name, tint in zip(AFHQ_CLASSES, _AFHQ_TINTS, strict=True):
+            folder = os.path.join(afhq, split, name)
+            os.makedirs(folder, exist_ok=True)
+            noise = torch.randint(0, 256, (count, 3, image_size, image_size), generator=generator).float()
+            colour = torch.tensor(tint, dtype=torch.float32).view(1, 3, 1, 1)
+            images = ((1 - signal) * noise + signal * colour).round().to(torch.uint8)
+            for i, image in enumerate(images):
+                write_png(image, os.path.join(folder, f"{name}_{i:05d}.png"))
+    return afhq
+
+
+def make_afhq_zip(path: str, per_class: int = 40, val_per_class: int = 10, image_size: int = 32,
+                  signal: float = 0.06, seed: int = 0) -> str:
+    """Write :func:`write_afhq`'s tree as a zip archive holding ``afhq/...`` (the layout of the lecture's
+    ``afhq.zip``) at ``path``; returns the archive's md5."""
+    with tempfile.TemporaryDirectory() as tmp:
+        afhq = write_afhq(tmp, per_class, val_per_class, image_size, signal, seed)
+        with zipfile.ZipFile(path, "w") as archive:
+            for folder, _, files in sorted(os.walk(afhq)):
+                for name in sorted(files):
+                    file = os.path.join(folder, name)
+                    archive.write(file, os.path.relpath(file, tmp))
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read(), usedforsecurity=False).hexdigest()

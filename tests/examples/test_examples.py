@@ -1,6 +1,5 @@
 """Every example runs with ``--fast`` and produces what it promises (numbers, plots, clear errors)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -8,20 +7,6 @@ import pytest
 from PIL import Image
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-@pytest.fixture
-def example(monkeypatch, in_tmp_dir):
-    """Load ``examples/<name>.py`` as a module (its ``_common`` helper importable) and return it."""
-    monkeypatch.syspath_prepend(str(EXAMPLES))
-
-    def load(name: str):
-        spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-    return load
 
 
 def assert_png(path: Path, min_size: tuple[int, int] = (300, 200)) -> None:
