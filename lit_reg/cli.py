@@ -69,15 +69,22 @@ class LitRegCLI(LightningCLI):
             parser.link_arguments(f"data.{size}", f"model.init_args.{size}", apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:
-        """LightningCLI reads the model's hyperparameters from ``--ckpt_path``: check the file first, so a
-        truncated checkpoint or one of another model class is one clear error."""
+        """Take the model's hyperparameters from ``--ckpt_path``, as LightningCLI does, after checking the file
+        (a truncated checkpoint or one of another model class is one clear error). A checkpoint saved from a
+        script has no ``_class_path``: the model class given on the command line or in the config is used."""
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else None
         ckpt_path = config.get("ckpt_path") if config else None
-        if ckpt_path and Path(ckpt_path).is_file():
-            model = config.get("model")
-            check_checkpoint_file(ckpt_path, getattr(model, "class_path", None))
-        super()._parse_ckpt_path()
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        model_class_path = getattr(config.get("model"), "class_path", None)
+        hparams = dict(check_checkpoint_file(ckpt_path, model_class_path).get("hyper_parameters", {}))
+        hparams.pop("_instantiator", None)
+        class_path = hparams.pop("_class_path", None) or model_class_path
+        if not hparams or class_path is None:
+            return
+        model = {"class_path": class_path, "init_args": hparams}
+        self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
     def before_instantiate_classes(self) -> None:
         """Name the TensorBoard run folder after the model class unless the user named it; with

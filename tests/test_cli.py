@@ -117,3 +117,18 @@ def test_bad_override_is_a_clear_parser_error_not_a_traceback(in_tmp_dir, repo_r
     assert "Traceback" not in result.stderr
     assert "dropoutt" in result.stderr
     assert not (in_tmp_dir / "logs").exists()
+
+
+def test_checkpoint_saved_from_a_script_works_with_the_cli(in_tmp_dir, make_trainer):
+    """A script's checkpoint has no ``_class_path``; the CLI takes the class from ``--model``."""
+    from datamodules import ToyRegressionDataModule
+
+    model = DenseRegressor(hidden_sizes=[7], activation="tanh")
+    make_trainer(max_epochs=1).fit(model, datamodule=ToyRegressionDataModule(batch_size=8))
+    trainer = make_trainer(max_epochs=0)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint("script.ckpt")
+    cli = build_cli(["test", "--model", "DenseRegressor", "--data", "ToyRegressionDataModule", "--ckpt_path",
+                     "script.ckpt", *QUIET])
+    assert cli.model.hparams.hidden_sizes == [7] and cli.model.hparams.activation == "tanh"
+    assert set(cli.trainer.logged_metrics) == {"test_loss", "test_mae", "test_r2"}
