@@ -20,8 +20,14 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (registers the datamodules for --data ShortName)
-from lit_reg.callbacks import DivergenceGuard, LearningCurves, PredictionPrinter, WeightNormMonitor
-from lit_reg.defaults import CHECKPOINT, EARLY_STOPPING, LOG_DIR, LOGGER, SEED
+from lit_reg.callbacks import (
+    DivergenceGuard,
+    LearningCurves,
+    PredictionPrinter,
+    ProgressBarRefreshRate,
+    WeightNormMonitor,
+)
+from lit_reg.defaults import CHECKPOINT, EARLY_STOPPING, LOG_DIR, LOGGER, PROGRESS_BAR_REFRESH_RATE, SEED
 from lit_reg.models import RegularizedModule
 
 #: sizes (and class names) every datamodule exposes after ``__init__``, linked into the model's arguments of
@@ -39,8 +45,10 @@ class LitRegCLI(LightningCLI):
     """LightningCLI with TensorBoard and the callbacks EarlyStopping, ModelCheckpoint, WeightNormMonitor and
     LearningCurves on by default.
 
-    - ``--early_stopping.*``, ``--checkpoint.*``, ``--weight_norm.*`` and ``--learning_curves.*`` configure
-      the callbacks (``--early_stopping null``, ``--weight_norm null``, ... turn one off);
+    - ``--early_stopping.*``, ``--checkpoint.*``, ``--weight_norm.*``, ``--learning_curves.*``,
+      ``--divergence_guard.*`` and ``--progress_bar_refresh.*`` configure the callbacks (``--early_stopping
+      null``, ``--weight_norm null``, ... turn one off); the progress bar redraws every 20 batches
+      (``--progress_bar_refresh.refresh_rate 1``: after every batch, as Lightning's default);
     - the TensorBoard logger writes ``logs/<model class>/version_N/`` unless
       ``--trainer.logger.init_args.name``/``save_dir`` say otherwise;
     - the datamodule's ``input_size``, ``num_classes`` / ``output_size`` and ``classes`` flow into the model;
@@ -54,6 +62,8 @@ class LitRegCLI(LightningCLI):
         parser.add_lightning_class_args(WeightNormMonitor, "weight_norm", subclass_mode=True, required=False)
         parser.add_lightning_class_args(LearningCurves, "learning_curves", subclass_mode=True, required=False)
         parser.add_lightning_class_args(DivergenceGuard, "divergence_guard", subclass_mode=True, required=False)
+        parser.add_lightning_class_args(ProgressBarRefreshRate, "progress_bar_refresh", subclass_mode=True,
+                                        required=False)
         parser.set_defaults(
             {
                 "early_stopping": {"class_path": _class_path(EarlyStopping), "init_args": dict(EARLY_STOPPING)},
@@ -61,6 +71,8 @@ class LitRegCLI(LightningCLI):
                 "weight_norm": {"class_path": _class_path(WeightNormMonitor), "init_args": {}},
                 "learning_curves": {"class_path": _class_path(LearningCurves), "init_args": {}},
                 "divergence_guard": {"class_path": _class_path(DivergenceGuard)},
+                "progress_bar_refresh": {"class_path": _class_path(ProgressBarRefreshRate),
+                                         "init_args": {"refresh_rate": PROGRESS_BAR_REFRESH_RATE}},
                 "trainer.logger": {"class_path": TENSORBOARD, "init_args": {"save_dir": LOG_DIR, **LOGGER}},
                 "trainer.deterministic": True,
             }

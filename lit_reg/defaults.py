@@ -12,13 +12,15 @@ from typing import Any
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from lit_reg.callbacks import DivergenceGuard, LearningCurves, WeightNormMonitor
+from lit_reg.callbacks import DivergenceGuard, LearningCurves, ProgressBarRefreshRate, WeightNormMonitor
 
 LOG_DIR = "logs"
 SEED = 42
 EARLY_STOPPING: dict[str, Any] = {"monitor": "val_loss", "mode": "min", "patience": 5}
 CHECKPOINT: dict[str, Any] = {"monitor": "val_loss", "mode": "min", "save_last": True}
 LOGGER: dict[str, Any] = {"default_hp_metric": False}
+#: batches between two redraws of the progress bar (Lightning redraws after every batch)
+PROGRESS_BAR_REFRESH_RATE = 20
 
 
 def default_logger(name: str, save_dir: str = LOG_DIR, **kwargs: Any) -> TensorBoardLogger:
@@ -35,20 +37,25 @@ def default_logger(name: str, save_dir: str = LOG_DIR, **kwargs: Any) -> TensorB
 
 
 def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, learning_curves: bool = True,
+                      progress_bar_refresh_rate: int | None = PROGRESS_BAR_REFRESH_RATE,
                       **early_stopping_kwargs: Any) -> list[Callback]:
     """``EarlyStopping`` on ``val_loss`` (patience 5), ``ModelCheckpoint`` keeping the best and last,
     ``DivergenceGuard`` (stops a run whose loss becomes NaN/inf before it overwrites a checkpoint),
-    ``WeightNormMonitor`` and ``LearningCurves``.
+    ``WeightNormMonitor``, ``LearningCurves`` and ``ProgressBarRefreshRate`` (the progress bar redraws every
+    20 batches; a no-op with ``enable_progress_bar=False``).
 
     Args:
         early_stopping: include ``EarlyStopping``; False for runs that must last ``max_epochs``.
         weight_norm: include :class:`~lit_reg.callbacks.WeightNormMonitor`.
         learning_curves: include :class:`~lit_reg.callbacks.LearningCurves`.
+        progress_bar_refresh_rate: batches between two redraws of Lightning's progress bar
+            (:class:`~lit_reg.callbacks.ProgressBarRefreshRate`); None keeps Lightning's default (every batch).
         early_stopping_kwargs: overrides of the ``EarlyStopping`` defaults, e.g. ``patience=3``.
 
     Example:
-        >>> [type(c).__name__ for c in default_callbacks(patience=3)]
-        ['EarlyStopping', 'ModelCheckpoint', 'DivergenceGuard', 'WeightNormMonitor', 'LearningCurves']
+        >>> [type(c).__name__ for c in default_callbacks(patience=3)]  # doctest: +NORMALIZE_WHITESPACE
+        ['EarlyStopping', 'ModelCheckpoint', 'DivergenceGuard', 'WeightNormMonitor', 'LearningCurves',
+         'ProgressBarRefreshRate']
     """
     callbacks: list[Callback] = []
     if early_stopping:
@@ -59,4 +66,6 @@ def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, lea
         callbacks.append(WeightNormMonitor())
     if learning_curves:
         callbacks.append(LearningCurves())
+    if progress_bar_refresh_rate is not None:
+        callbacks.append(ProgressBarRefreshRate(progress_bar_refresh_rate))
     return callbacks

@@ -3,7 +3,8 @@
 from lit_reg.callbacks.divergence_guard import DivergenceError, DivergenceGuard
 from lit_reg.callbacks.learning_curves import LearningCurves
 from lit_reg.callbacks.prediction_printer import PredictionPrinter
+from lit_reg.callbacks.progress_bar import ProgressBarRefreshRate
 from lit_reg.callbacks.weight_norm import WeightNormMonitor, frobenius_norm
 
-__all__ = ["DivergenceError", "DivergenceGuard", "LearningCurves", "PredictionPrinter", "WeightNormMonitor",
-           "frobenius_norm"]
+__all__ = ["DivergenceError", "DivergenceGuard", "LearningCurves", "PredictionPrinter", "ProgressBarRefreshRate",
+           "WeightNormMonitor", "frobenius_norm"]

@@ -47,3 +47,22 @@ def test_one_epoch_gives_the_same_metrics_as_the_plain_reference_path(fashion_ro
     for key, value in plain.items():
         assert fast[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
 
+
+
+def test_without_penalties_train_data_loss_is_the_train_loss_metric(fashion_root, make_trainer):
+    dm = FashionMNISTDataModule(str(fashion_root), batch_size=32, download=False)
+    pl.seed_everything(0)
+    model = DenseClassifier(hidden_sizes=[8])
+    trainer = make_trainer(max_epochs=2)
+    trainer.fit(model, datamodule=dm)
+    logged = trainer.logged_metrics
+    assert float(logged["train_data_loss"]) == float(logged["train_loss"])
+    assert model.train_data_loss_mean.update_count == 0  # one update per step fewer
+
+
+def test_lightnings_hook_name_is_a_plain_attribute_and_modules_still_register():
+    model = DenseClassifier(hidden_sizes=[8])
+    model._current_fx_name = "training_step"
+    assert vars(model)["_current_fx_name"] == "training_step"
+    model.extra = torch.nn.Linear(2, 2)
+    assert "extra" in dict(model.named_children()) and "extra.weight" in dict(model.named_parameters())
