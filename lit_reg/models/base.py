@@ -24,11 +24,6 @@ from lit_reg.registry import (
 
 STAGES = ("train", "val", "test")
 
-#: attributes Lightning sets on the module around every hook call, several times per step, always to a string or
-#: None: :meth:`RegularizedModule.__setattr__` stores them directly, without ``nn.Module``'s parameter, buffer and
-#: submodule checks (same result, about a microsecond less per assignment)
-PLAIN_ATTRIBUTES = frozenset({"_current_fx_name"})
-
 #: scheduler arguments lit_reg fills in when ``lr_scheduler_kwargs`` leaves them out (see ``_scheduler_config``)
 FILLED_SCHEDULER_ARGUMENTS = {"cosine": ("T_max",), "cyclic": ("base_lr", "cycle_momentum")}
 
@@ -148,12 +143,6 @@ class RegularizedModule(pl.LightningModule):
             setattr(self, f"{stage}_loss_mean", MeanMetric(nan_strategy="disable"))
         self.train_data_loss_mean = MeanMetric(nan_strategy="disable")  # the training loss without penalties
         self._penalized = bool(l1_penalty or l2_penalty)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in PLAIN_ATTRIBUTES:
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def _eval_metrics(self) -> MetricCollection:
         metrics = self.configure_metrics()

@@ -59,10 +59,3 @@ def test_without_penalties_train_data_loss_is_the_train_loss_metric(fashion_root
     assert float(logged["train_data_loss"]) == float(logged["train_loss"])
     assert model.train_data_loss_mean.update_count == 0  # one update per step fewer
 
-
-def test_lightnings_hook_name_is_a_plain_attribute_and_modules_still_register():
-    model = DenseClassifier(hidden_sizes=[8])
-    model._current_fx_name = "training_step"
-    assert vars(model)["_current_fx_name"] == "training_step"
-    model.extra = torch.nn.Linear(2, 2)
-    assert "extra" in dict(model.named_children()) and "extra.weight" in dict(model.named_parameters())
