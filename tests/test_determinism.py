@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from datamodules.fakes import write_image_folder
 from lit_reg.cli import build_cli
 
 QUIET = ["--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
@@ -11,6 +12,9 @@ MODELS = {
     "DenseClassifier": ["--model", "DenseClassifier", "--data", "FashionMNISTDataModule", "--data.data_dir", "data",
                         "--data.download", "false", "--model.hidden_sizes", "[32, 16]", "--model.dropout", "0.3",
                         "--model.batchnorm", "true"],
+    "BitmojiClassifier": ["--model", "BitmojiClassifier", "--data", "ImageFolderDataModule", "--data.train_dir",
+                          "images", "--data.val_fraction", "0.5", "--data.image_size", "12", "--data.augment", "true",
+                          "--data.cache_dir", "null", "--data.batch_size", "4", "--model.hidden_sizes", "[8]"],
     "DenseRegressor": ["--model", "DenseRegressor", "--data", "ToyRegressionDataModule", "--data.batch_size", "4",
                        "--model.hidden_sizes", "[16]", "--model.dropout", "0.2"],
 }
@@ -18,6 +22,7 @@ MODELS = {
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_same_config_same_metrics_and_weights(in_tmp_dir, fashion_root, model):
+    write_image_folder(in_tmp_dir / "images", {"not_tom": 6, "tom": 6})
     runs = [build_cli(["fit", *MODELS[model], *QUIET]) for _ in range(2)]
     assert torch.are_deterministic_algorithms_enabled()
     first, second = ({k: float(v) for k, v in r.trainer.callback_metrics.items()} for r in runs)
