@@ -277,7 +277,7 @@ class AnimalFacesDataModule(InMemoryDataModule):
 
     def load_splits(self) -> dict[str, tuple[Tensor, Tensor]]:
         folder = self._folder()
-        samples = folder._samples(folder.train_dir, "train_dir")
+        samples = folder.samples(folder.train_dir, "train_dir")
         train_idx, val_idx = self.subset_indices(len(samples))
 
         def decode(indices: Tensor) -> tuple[Tensor, Tensor]:

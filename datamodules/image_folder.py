@@ -168,7 +168,7 @@ class ImageFolderDataModule(InMemoryDataModule):
             ) from err
         return classes, class_to_idx
 
-    def _samples(self, folder: str, argument: str) -> list[tuple[str, int]]:
+    def samples(self, folder: str, argument: str) -> list[tuple[str, int]]:
         """``(path, target)`` for every image of an ImageFolder tree, checking that each class has some."""
         samples = make_dataset(folder, self.class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
         if not samples:
@@ -220,7 +220,7 @@ class ImageFolderDataModule(InMemoryDataModule):
 
     def read_split(self, folder: str, argument: str) -> tuple[Tensor, Tensor]:
         """Images and targets of one ImageFolder tree."""
-        samples = self._samples(folder, argument)
+        samples = self.samples(folder, argument)
         images = self.decode_files([path for path, _ in samples])
         return images, torch.tensor([target for _, target in samples], dtype=torch.long)
 

@@ -16,18 +16,11 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (registers the datamodules for --data ShortName)
-from lit_reg.callbacks import (
-    DivergenceGuard,
-    LearningCurves,
-    PredictionPrinter,
-    ProgressBarRefreshRate,
-    WeightNormMonitor,
-)
-from lit_reg.defaults import CHECKPOINT, EARLY_STOPPING, LOG_DIR, LOGGER, PROGRESS_BAR_REFRESH_RATE, SEED
+from lit_reg.callbacks import PredictionPrinter
+from lit_reg.defaults import DEFAULT_CALLBACKS, LOG_DIR, LOGGER, SEED
 from lit_reg.models import RegularizedModule
 
 #: sizes (and class names) every datamodule exposes after ``__init__``, linked into the model's arguments of
@@ -42,8 +35,7 @@ def _class_path(cls: type) -> str:
 
 
 class LitRegCLI(LightningCLI):
-    """LightningCLI with TensorBoard and the callbacks EarlyStopping, ModelCheckpoint, WeightNormMonitor and
-    LearningCurves on by default.
+    """LightningCLI with TensorBoard and the default callbacks (:data:`lit_reg.defaults.DEFAULT_CALLBACKS`) on.
 
     - ``--early_stopping.*``, ``--checkpoint.*``, ``--weight_norm.*``, ``--learning_curves.*``,
       ``--divergence_guard.*`` and ``--progress_bar_refresh.*`` configure the callbacks (``--early_stopping
@@ -57,26 +49,14 @@ class LitRegCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(EarlyStopping, "early_stopping", subclass_mode=True, required=False)
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint", subclass_mode=True, required=False)
-        parser.add_lightning_class_args(WeightNormMonitor, "weight_norm", subclass_mode=True, required=False)
-        parser.add_lightning_class_args(LearningCurves, "learning_curves", subclass_mode=True, required=False)
-        parser.add_lightning_class_args(DivergenceGuard, "divergence_guard", subclass_mode=True, required=False)
-        parser.add_lightning_class_args(ProgressBarRefreshRate, "progress_bar_refresh", subclass_mode=True,
-                                        required=False)
-        parser.set_defaults(
-            {
-                "early_stopping": {"class_path": _class_path(EarlyStopping), "init_args": dict(EARLY_STOPPING)},
-                "checkpoint": {"class_path": _class_path(ModelCheckpoint), "init_args": dict(CHECKPOINT)},
-                "weight_norm": {"class_path": _class_path(WeightNormMonitor), "init_args": {}},
-                "learning_curves": {"class_path": _class_path(LearningCurves), "init_args": {}},
-                "divergence_guard": {"class_path": _class_path(DivergenceGuard)},
-                "progress_bar_refresh": {"class_path": _class_path(ProgressBarRefreshRate),
-                                         "init_args": {"refresh_rate": PROGRESS_BAR_REFRESH_RATE}},
-                "trainer.logger": {"class_path": TENSORBOARD, "init_args": {"save_dir": LOG_DIR, **LOGGER}},
-                "trainer.deterministic": True,
-            }
-        )
+        defaults: dict[str, Any] = {
+            "trainer.logger": {"class_path": TENSORBOARD, "init_args": {"save_dir": LOG_DIR, **LOGGER}},
+            "trainer.deterministic": True,
+        }
+        for name, (callback, arguments) in DEFAULT_CALLBACKS.items():
+            parser.add_lightning_class_args(callback, name, subclass_mode=True, required=False)
+            defaults[name] = {"class_path": _class_path(callback), "init_args": dict(arguments)}
+        parser.set_defaults(defaults)
         for size in LINKED_SIZES:
             parser.link_arguments(f"data.{size}", f"model.init_args.{size}", apply_on="instantiate")
 

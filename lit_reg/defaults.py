@@ -22,6 +22,17 @@ LOGGER: dict[str, Any] = {"default_hp_metric": False}
 #: batches between two redraws of the progress bar (Lightning redraws after every batch)
 PROGRESS_BAR_REFRESH_RATE = 20
 
+#: the default callbacks, in order: the CLI's callback group name → (class, init arguments);
+#: :func:`default_callbacks` builds the same list for scripts
+DEFAULT_CALLBACKS: dict[str, tuple[type[Callback], dict[str, Any]]] = {
+    "early_stopping": (EarlyStopping, EARLY_STOPPING),
+    "checkpoint": (ModelCheckpoint, CHECKPOINT),
+    "divergence_guard": (DivergenceGuard, {}),
+    "weight_norm": (WeightNormMonitor, {}),
+    "learning_curves": (LearningCurves, {}),
+    "progress_bar_refresh": (ProgressBarRefreshRate, {"refresh_rate": PROGRESS_BAR_REFRESH_RATE}),
+}
+
 
 def default_logger(name: str, save_dir: str = LOG_DIR, **kwargs: Any) -> TensorBoardLogger:
     """A ``TensorBoardLogger`` writing to ``<save_dir>/<name>/version_N/`` (a new N for every run).
@@ -57,15 +68,9 @@ def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, lea
         ['EarlyStopping', 'ModelCheckpoint', 'DivergenceGuard', 'WeightNormMonitor', 'LearningCurves',
          'ProgressBarRefreshRate']
     """
-    callbacks: list[Callback] = []
-    if early_stopping:
-        callbacks.append(EarlyStopping(**{**EARLY_STOPPING, **early_stopping_kwargs}))
-    callbacks.append(ModelCheckpoint(**CHECKPOINT))
-    callbacks.append(DivergenceGuard())
-    if weight_norm:
-        callbacks.append(WeightNormMonitor())
-    if learning_curves:
-        callbacks.append(LearningCurves())
-    if progress_bar_refresh_rate is not None:
-        callbacks.append(ProgressBarRefreshRate(progress_bar_refresh_rate))
-    return callbacks
+    included = {"early_stopping": early_stopping, "weight_norm": weight_norm, "learning_curves": learning_curves,
+                "progress_bar_refresh": progress_bar_refresh_rate is not None}
+    overrides = {"early_stopping": early_stopping_kwargs,
+                 "progress_bar_refresh": {"refresh_rate": progress_bar_refresh_rate}}
+    return [cls(**{**arguments, **overrides.get(name, {})}) for name, (cls, arguments) in DEFAULT_CALLBACKS.items()
+            if included.get(name, True)]
