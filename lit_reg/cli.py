@@ -105,19 +105,26 @@ class LitRegCLI(LightningCLI):
         return self._instantiate_trainer(trainer_config, callbacks)
 
     def after_fit(self) -> None:
-        """Print where the run went and how it ended."""
+        """Print where the run went and how it ended.
+
+        Under a spawning strategy (``ddp_spawn``) the main process gets back the metrics and the best checkpoint
+        but not the loop's progress or the logger's version, so the run folder is read off the checkpoint path.
+        """
         trainer = self.trainer
         if not trainer.is_global_zero:
             return
         metrics = ", ".join(f"{k}={float(v):.4f}" for k, v in sorted(trainer.callback_metrics.items()))
-        print(f"\nStopped after {trainer.current_epoch} epochs. Final metrics: {metrics}")
-        if trainer.logger is not None and trainer.log_dir:
-            print(f"TensorBoard logs:  {trainer.log_dir}")
+        epochs = f"Stopped after {trainer.current_epoch} epochs. " if trainer.global_step else ""
+        print(f"\n{epochs}Final metrics: {metrics}")
         checkpoint = trainer.checkpoint_callback
-        if checkpoint is not None and getattr(checkpoint, "best_model_path", ""):
+        best_path = getattr(checkpoint, "best_model_path", "") if checkpoint is not None else ""
+        run_dir = str(Path(best_path).parent.parent) if best_path else (trainer.log_dir if trainer.logger else None)
+        if run_dir:
+            print(f"TensorBoard logs:  {run_dir}")
+        if best_path:
             score = checkpoint.best_model_score
             best = f" ({checkpoint.monitor}={float(score):.4f})" if score is not None else ""
-            print(f"Best checkpoint:   {checkpoint.best_model_path}{best}")
+            print(f"Best checkpoint:   {best_path}{best}")
         if trainer.logger is not None and trainer.logger.save_dir:
             print(f"Open TensorBoard:  tensorboard --logdir {trainer.logger.save_dir}")
 
