@@ -49,9 +49,11 @@ class BatchTensorDataset(Dataset):
 
     def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor | list[Any]]:
         index = torch.as_tensor(indices, dtype=torch.long, device=self.inputs.device)
+        # index_select, not `inputs[index]`: the same rows, without advanced indexing's per-call setup (~10x faster)
+        inputs = self.inputs.index_select(0, index)
         if isinstance(self.targets, Tensor):
-            return self.inputs[index], self.targets[index]
-        return self.inputs[index], [self.targets[i] for i in indices]
+            return inputs, self.targets.index_select(0, index)
+        return inputs, [self.targets[i] for i in indices]
 
     def to(self, device: torch.device | str) -> BatchTensorDataset:
         """The same data on ``device`` (``self`` when it is already there)."""
@@ -217,6 +219,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         self._device_datasets: dict[str, BatchTensorDataset] = {}
         self.mean: Tensor | None = None
         self.std: Tensor | None = None
+        self._cached_statistics_255: tuple[Any, ...] | None = None
 
     @abstractmethod
     def load_splits(self) -> dict[str, tuple[Tensor, Tensor]]:
@@ -240,7 +243,15 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     def transform_inputs(self, x: Tensor, augment: bool = False) -> Tensor:
         """uint8 → float in [0, 1], :meth:`augment_batch` if ``augment``, then standardize with the
-        training statistics if set."""
+        training statistics if set.
+
+        Without augmentation a uint8 batch is standardized straight from its 0-255 values,
+        ``(x - 255·mean) / (255·std)``, in place on the float copy: the same values to float rounding,
+        two passes over the batch fewer.
+        """
+        if x.dtype == torch.uint8 and not augment and self.mean is not None and self.std is not None:
+            mean_255, std_255 = self._statistics_255(x.device)
+            return x.float().sub_(mean_255).div_(std_255)
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
         if augment:
@@ -248,6 +259,14 @@ class InMemoryDataModule(pl.LightningDataModule):
         if self.mean is not None and self.std is not None:
             x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         return x
+
+    def _statistics_255(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """``255·mean`` and ``255·std`` on ``device``, computed once per (mean, std, device)."""
+        cached = self._cached_statistics_255
+        if cached is None or cached[0] is not self.mean or cached[1] is not self.std or cached[2] != device:
+            cached = (self.mean, self.std, device, self.mean.to(device) * 255.0, self.std.to(device) * 255.0)
+            self._cached_statistics_255 = cached
+        return cached[3], cached[4]
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         trainer = getattr(self, "trainer", None)

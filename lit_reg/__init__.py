@@ -1,6 +1,7 @@
 """lit_reg: PyTorch Lightning models for training and studying regularized dense networks."""
 
 from lit_reg.callbacks import PredictionPrinter
+from lit_reg.cuda_check import drop_unusable_nvml_check
 from lit_reg.defaults import default_callbacks, default_logger
 from lit_reg.models import BitmojiClassifier, DenseClassifier, DenseRegressor, RegularizedModule, build_dense_stack
 
@@ -15,3 +16,5 @@ __all__ = [
     "default_logger",
 ]
 __version__ = "0.1.0"
+
+drop_unusable_nvml_check()  # after Lightning's import set the variable (see lit_reg.cuda_check)

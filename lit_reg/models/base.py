@@ -230,6 +230,15 @@ class RegularizedModule(pl.LightningModule):
                 f"{data_size} (the lit-reg CLI links it from the data) or change the data (e.g. image_size)."
             )
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets `_current_fx_name` (a string) before and after every hook it calls on the module or a
+        # callback, about 40 times per training step; nn.Module.__setattr__ first checks each value against the
+        # parameters, buffers and submodules. A string is none of those: store it directly.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x.flatten(1))
 

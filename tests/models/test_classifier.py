@@ -85,3 +85,12 @@ def test_label_smoothing_mixes_the_targets_with_the_uniform_distribution():
     nll = -log_probs[torch.arange(6), target].mean()
     uniform = -log_probs.mean()
     assert model.compute_loss(logits, target).item() == pytest.approx((0.99 * nll + 0.01 * uniform).item(), rel=1e-6)
+
+
+def test_setattr_shortcut_keeps_module_registration():
+    model = DenseClassifier(input_size=4, num_classes=3, hidden_sizes=[8])
+    model._current_fx_name = "training_step"  # what Lightning sets around every hook
+    assert model._current_fx_name == "training_step" and "_current_fx_name" not in dict(model.named_modules())
+    model.extra = torch.nn.Linear(2, 2)  # every other attribute still goes through nn.Module
+    model.scale = torch.nn.Parameter(torch.ones(1))
+    assert "extra" in dict(model.named_children()) and "scale" in dict(model.named_parameters())
