@@ -16,6 +16,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (registers the datamodules for --data ShortName)
@@ -96,10 +97,13 @@ class LitRegCLI(LightningCLI):
                 logger.init_args["version"] = int(newest.name.split("_")[-1])
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
-        """As LightningCLI's, but a callback group set to ``null`` is left out instead of passed as None."""
+        """As LightningCLI's, but a callback group set to ``null`` is left out instead of passed as None, and
+        ``--trainer.enable_checkpointing false`` leaves out the checkpoint groups too (Lightning refuses both)."""
         extra_callbacks = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
         trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
-        callbacks = [c for c in extra_callbacks if c is not None]
+        checkpointing = trainer_config.get("enable_checkpointing") is not False
+        callbacks = [c for c in extra_callbacks
+                     if c is not None and (checkpointing or not isinstance(c, ModelCheckpoint))]
         if self.subcommand == "predict":
             callbacks.append(PredictionPrinter())
         return self._instantiate_trainer(trainer_config, callbacks)

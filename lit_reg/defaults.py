@@ -17,7 +17,11 @@ from lit_reg.callbacks import DivergenceGuard, LearningCurves, ProgressBarRefres
 LOG_DIR = "logs"
 SEED = 42
 EARLY_STOPPING: dict[str, Any] = {"monitor": "val_loss", "mode": "min", "patience": 5}
-CHECKPOINT: dict[str, Any] = {"monitor": "val_loss", "mode": "min", "save_last": True}
+CHECKPOINT: dict[str, Any] = {"monitor": "val_loss", "mode": "min"}
+#: ``last.ckpt`` written at the end of every epoch, for resuming killed runs. Not ``save_last=True`` on
+#: ``CHECKPOINT``: since Lightning 2.6 that writes ``last.ckpt`` only in epochs whose ``val_loss`` is a new best.
+LAST_CHECKPOINT: dict[str, Any] = {"monitor": None, "filename": "last", "save_top_k": 1,
+                                   "enable_version_counter": False}
 LOGGER: dict[str, Any] = {"default_hp_metric": False}
 #: batches between two redraws of the progress bar (Lightning redraws after every batch)
 PROGRESS_BAR_REFRESH_RATE = 20
@@ -27,6 +31,7 @@ PROGRESS_BAR_REFRESH_RATE = 20
 DEFAULT_CALLBACKS: dict[str, tuple[type[Callback], dict[str, Any]]] = {
     "early_stopping": (EarlyStopping, EARLY_STOPPING),
     "checkpoint": (ModelCheckpoint, CHECKPOINT),
+    "last_checkpoint": (ModelCheckpoint, LAST_CHECKPOINT),
     "divergence_guard": (DivergenceGuard, {}),
     "weight_norm": (WeightNormMonitor, {}),
     "learning_curves": (LearningCurves, {}),
@@ -50,10 +55,10 @@ def default_logger(name: str, save_dir: str = LOG_DIR, **kwargs: Any) -> TensorB
 def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, learning_curves: bool = True,
                       progress_bar_refresh_rate: int | None = PROGRESS_BAR_REFRESH_RATE,
                       **early_stopping_kwargs: Any) -> list[Callback]:
-    """``EarlyStopping`` on ``val_loss`` (patience 5), ``ModelCheckpoint`` keeping the best and last,
-    ``DivergenceGuard`` (stops a run whose loss becomes NaN/inf before it overwrites a checkpoint),
-    ``WeightNormMonitor``, ``LearningCurves`` and ``ProgressBarRefreshRate`` (the progress bar redraws every
-    20 batches; a no-op with ``enable_progress_bar=False``).
+    """``EarlyStopping`` on ``val_loss`` (patience 5), a ``ModelCheckpoint`` keeping the best and one writing
+    ``last.ckpt`` every epoch, ``DivergenceGuard`` (stops a run whose loss becomes NaN/inf before it overwrites a
+    checkpoint), ``WeightNormMonitor``, ``LearningCurves`` and ``ProgressBarRefreshRate`` (the progress bar
+    redraws every 20 batches; a no-op with ``enable_progress_bar=False``).
 
     Args:
         early_stopping: include ``EarlyStopping``; False for runs that must last ``max_epochs``.
@@ -65,8 +70,8 @@ def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, lea
 
     Example:
         >>> [type(c).__name__ for c in default_callbacks(patience=3)]  # doctest: +NORMALIZE_WHITESPACE
-        ['EarlyStopping', 'ModelCheckpoint', 'DivergenceGuard', 'WeightNormMonitor', 'LearningCurves',
-         'ProgressBarRefreshRate']
+        ['EarlyStopping', 'ModelCheckpoint', 'ModelCheckpoint', 'DivergenceGuard', 'WeightNormMonitor',
+         'LearningCurves', 'ProgressBarRefreshRate']
     """
     included = {"early_stopping": early_stopping, "weight_norm": weight_norm, "learning_curves": learning_curves,
                 "progress_bar_refresh": progress_bar_refresh_rate is not None}

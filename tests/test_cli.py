@@ -99,7 +99,8 @@ def test_print_config_shows_the_defaults(in_tmp_dir, capsys):
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["early_stopping"]["init_args"]["patience"] == 5
-    assert printed["checkpoint"]["init_args"]["save_last"] is True
+    assert printed["checkpoint"]["init_args"]["monitor"] == "val_loss"
+    assert printed["last_checkpoint"]["init_args"]["filename"] == "last"
     assert printed["trainer"]["logger"]["init_args"]["save_dir"] == "logs"
     assert printed["seed_everything"] == 42
     assert printed["trainer"]["logger"]["init_args"]["default_hp_metric"] is False

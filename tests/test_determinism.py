@@ -7,7 +7,7 @@ from datamodules.fakes import write_image_folder
 from lit_reg.cli import build_cli
 
 QUIET = ["--trainer.max_epochs", "2", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
-         "--checkpoint", "null", "--trainer.enable_checkpointing", "false"]
+         "--trainer.enable_checkpointing", "false"]
 MODELS = {
     "DenseClassifier": ["--model", "DenseClassifier", "--data", "FashionMNISTDataModule", "--data.data_dir", "data",
                         "--data.download", "false", "--model.hidden_sizes", "[32, 16]", "--model.dropout", "0.3",

@@ -84,7 +84,8 @@ def test_diverging_run_stops_with_a_clear_message_and_keeps_finite_checkpoints(i
     data = ToyRegressionDataModule(batch_size=4)
     trainer.fit(model, datamodule=data)  # a first, finite run writes best and last
     checkpoint = trainer.checkpoint_callback
-    best, last = Path(checkpoint.best_model_path), Path(checkpoint.last_model_path)
+    best = Path(checkpoint.best_model_path)
+    last = best.parent / "last.ckpt"
     before = {best: best.read_bytes(), last: last.read_bytes()}
 
     diverging = DenseRegressor(hidden_sizes=[32], optimizer="sgd", lr=1e6)
@@ -95,3 +96,14 @@ def test_diverging_run_stops_with_a_clear_message_and_keeps_finite_checkpoints(i
     assert {p: p.read_bytes() for p in before} == before
     restored = DenseRegressor.load_from_checkpoint(last)
     assert all(torch.isfinite(p).all() for p in restored.parameters())
+
+
+def test_last_ckpt_holds_the_newest_epoch_when_validation_stops_improving(in_tmp_dir, make_trainer):
+    trainer = make_trainer(max_epochs=3, callbacks=default_callbacks(early_stopping=False), enable_checkpointing=True)
+    model = DenseRegressor(hidden_sizes=[4], optimizer="sgd", lr=1e-30)  # weights never move: no better val_loss
+    trainer.fit(model, datamodule=ToyRegressionDataModule(batch_size=8))
+    best = trainer.checkpoint_callback.best_model_path
+    last = Path(best).parent / "last.ckpt"
+    assert torch.load(best, weights_only=False)["epoch"] == 0
+    assert torch.load(last, weights_only=False)["epoch"] == 2
+    assert sorted(p.name for p in last.parent.iterdir()) == sorted([Path(best).name, "last.ckpt"])
