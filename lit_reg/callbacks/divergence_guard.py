@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -42,10 +43,10 @@ class DivergenceGuard(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if trainer.global_step % self.check_every_n_steps:
+        if self.check_every_n_steps > 1 and trainer.global_step % self.check_every_n_steps:
             return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is None or bool(torch.isfinite(loss).all()):
+        if loss is None or (math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all())):
             return
         checkpoint = trainer.checkpoint_callback
         kept = ""

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, Metric, MetricCollection
 
+from lit_reg.models.deferred_updates import DeferredUpdates
 from lit_reg.models.dense import build_dense_stack
 from lit_reg.registry import (
     LR_SCHEDULERS,
@@ -26,6 +27,12 @@ STAGES = ("train", "val", "test")
 
 #: scheduler arguments lit_reg fills in when ``lr_scheduler_kwargs`` leaves them out (see ``_scheduler_config``)
 FILLED_SCHEDULER_ARGUMENTS = {"cosine": ("T_max",), "cyclic": ("base_lr", "cycle_momentum")}
+
+
+def deferred(metrics: MetricCollection, prefix: str) -> MetricCollection:
+    """``metrics`` with each metric wrapped in :class:`DeferredUpdates`, keys prefixed with ``prefix``."""
+    wrapped = {name: DeferredUpdates(metric) for name, metric in metrics.items(keep_base=True, copy_state=False)}
+    return MetricCollection(wrapped, prefix=prefix, compute_groups=False)
 
 
 class RegularizedModule(pl.LightningModule):
@@ -44,10 +51,11 @@ class RegularizedModule(pl.LightningModule):
     (when it has one) and raises a ``ValueError`` giving both numbers.
 
     .. note::
-        A step only updates these metric objects (a few tensor ops); they are handed to ``self.log`` on
-        the first batch of each epoch (``batch_idx == 0``) and Lightning computes and resets them at the
-        epoch's end. A ``self.log`` call costs far more than the update (it moves its result entry to the
-        device every time); calling it once per epoch instead of every step gives the same logged values.
+        A step only hands its (detached) outputs, targets and loss to these metric objects, each wrapped in
+        :class:`~lit_reg.models.deferred_updates.DeferredUpdates`: a list append, with one real metric update
+        per 64 steps and before every compute. They are handed to ``self.log`` on the first batch of each
+        epoch (``batch_idx == 0``) and Lightning computes and resets them at the epoch's end. A ``self.log``
+        call or a metric update costs far more than the append; the logged values are the same.
 
     .. note::
         Without ``l1_penalty`` and ``l2_penalty`` the data loss is the training loss: ``train_data_loss`` is
@@ -136,12 +144,13 @@ class RegularizedModule(pl.LightningModule):
         self.scheduler_cls = None if lr_scheduler is None else lookup(LR_SCHEDULERS, lr_scheduler, "lr_scheduler")
         self._check_scheduler_kwargs(lr_scheduler, lr_scheduler_kwargs or {})
         self.net = build_dense_stack(input_size, hidden_sizes, output_size, activation, dropout, batchnorm, init)
-        self.train_metrics = self.configure_metrics().clone(prefix="train_")
-        self.val_metrics = self._eval_metrics().clone(prefix="val_")
-        self.test_metrics = self._eval_metrics().clone(prefix="test_")
+        self.train_metrics = deferred(self.configure_metrics(), prefix="train_")
+        self.val_metrics = deferred(self._eval_metrics(), prefix="val_")
+        self.test_metrics = deferred(self._eval_metrics(), prefix="test_")
         for stage in STAGES:
-            setattr(self, f"{stage}_loss_mean", MeanMetric(nan_strategy="disable"))
-        self.train_data_loss_mean = MeanMetric(nan_strategy="disable")  # the training loss without penalties
+            setattr(self, f"{stage}_loss_mean", DeferredUpdates(MeanMetric(nan_strategy="disable")))
+        # the training loss without penalties
+        self.train_data_loss_mean = DeferredUpdates(MeanMetric(nan_strategy="disable"))
         self._penalized = bool(l1_penalty or l2_penalty)
 
     def _eval_metrics(self) -> MetricCollection:
@@ -266,14 +275,16 @@ class RegularizedModule(pl.LightningModule):
         penalized = stage == "train" and self._penalized
         if penalized:
             loss = loss + self.penalty()
-        loss_mean: MeanMetric = getattr(self, f"{stage}_loss_mean")
+        loss_mean: DeferredUpdates = getattr(self, f"{stage}_loss_mean")
         with torch.no_grad():
-            metrics.update(*self.metric_inputs(outputs, target))
+            preds, labels = self.metric_inputs(outputs.detach(), target)
+            for metric in metrics.values(copy_state=False):
+                metric.defer(preds, labels)
             # the loss once per sample: a batch-size weighted mean, as `self.log(..., batch_size=n)` gave
             # (MeanMetric's `weight` argument is dropped when nan_strategy="disable", torchmetrics 1.9)
-            loss_mean.update(loss.expand(x.shape[0]))
+            loss_mean.defer(loss.detach().expand(x.shape[0]))
             if penalized:
-                self.train_data_loss_mean.update(data_loss.expand(x.shape[0]))
+                self.train_data_loss_mean.defer(data_loss.detach().expand(x.shape[0]))
         if batch_idx == 0:
             self.log(f"{stage}_loss", loss_mean, on_step=False, on_epoch=True, prog_bar=True)
             if stage == "train":  # without penalties the data loss is the loss: log the same metric again

@@ -1,0 +1,63 @@
+"""DeferredUpdates gives the value of immediate per-step updates, whenever it is computed."""
+
+import pytest
+import torch
+from torchmetrics import MeanMetric
+from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy
+from torchmetrics.regression import R2Score
+
+from lit_reg.models.deferred_updates import DeferredUpdates
+
+
+def batches(kind, n=7, size=16):
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(n):
+        if kind == "multiclass":
+            yield torch.randn(size, 5, generator=generator), torch.randint(0, 5, (size,), generator=generator)
+        elif kind == "binary":
+            yield torch.rand(size, generator=generator), torch.randint(0, 2, (size,), generator=generator)
+        elif kind == "regression":
+            yield torch.randn(size, generator=generator), torch.randn(size, generator=generator)
+        else:
+            yield (torch.randn(size, generator=generator),)
+
+
+@pytest.mark.parametrize(("make", "kind"), [
+    (lambda: MulticlassAccuracy(num_classes=5, average="micro"), "multiclass"),
+    (BinaryAUROC, "binary"),
+    (R2Score, "regression"),
+    (MeanMetric, "mean"),
+])
+def test_same_value_as_immediate_updates(make, kind):
+    immediate, deferred = make(), DeferredUpdates(make(), every_n=3)
+    for args in batches(kind):
+        immediate.update(*args)
+        deferred.defer(*args)
+    assert deferred.pending == 1  # 7 steps: two flushes of 3, one step still pending
+    torch.testing.assert_close(deferred.compute(), immediate.compute())
+    assert deferred.pending == 0
+
+
+def test_compute_sees_steps_deferred_after_an_earlier_compute():
+    mean = DeferredUpdates(MeanMetric(), every_n=10)
+    mean.defer(torch.tensor([1.0, 3.0]))
+    assert mean.compute() == 2.0
+    mean.defer(torch.tensor([8.0]))
+    assert mean.compute() == 4.0
+
+
+def test_reset_drops_what_is_pending():
+    mean = DeferredUpdates(MeanMetric(), every_n=10)
+    mean.defer(torch.tensor([100.0]))
+    mean.reset()
+    mean.update(torch.tensor([1.0]))  # the immediate path
+    assert mean.pending == 0 and mean.compute() == 1.0
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"metric": torch.nn.Linear(1, 1)}, TypeError, "must be a torchmetrics Metric, got Linear"),
+    ({"metric": MeanMetric(), "every_n": 0}, ValueError, "`every_n` must be a positive integer, got 0"),
+])
+def test_bad_arguments_raise(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        DeferredUpdates(**kwargs)
