@@ -68,6 +68,13 @@ def lookup(registry: Mapping[str, T], name: str, argument: str) -> T:
     return registry[key]
 
 
+def check_positive_int(value: int, argument: str) -> int:
+    """Raise a ``ValueError`` naming ``argument`` unless ``value`` is an ``int`` (not a bool) > 0."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"`{argument}` must be a positive integer, got {value!r}")
+    return value
+
+
 def check_in_range(value: float, argument: str, low: float, high: float | None = None, *,
                    include_low: bool = True) -> float:
     """Raise a ``ValueError`` naming ``argument`` unless ``low <= value < high`` (``low < value`` when

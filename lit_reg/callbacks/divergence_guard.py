@@ -10,6 +10,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from lit_reg.registry import check_positive_int
+
 log = logging.getLogger(__name__)
 
 
@@ -37,9 +39,7 @@ class DivergenceGuard(Callback):
     """
 
     def __init__(self, check_every_n_steps: int = 1) -> None:
-        if not isinstance(check_every_n_steps, int) or check_every_n_steps <= 0:
-            raise ValueError(f"`check_every_n_steps` must be a positive integer, got {check_every_n_steps!r}")
-        self.check_every_n_steps = check_every_n_steps
+        self.check_every_n_steps = check_positive_int(check_every_n_steps, "check_every_n_steps")
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:

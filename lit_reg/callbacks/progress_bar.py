@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, TQDMProgressBar
 
+from lit_reg.registry import check_positive_int
+
 
 class ProgressBarRefreshRate(Callback):
     """Make the Trainer's ``TQDMProgressBar`` redraw every ``refresh_rate`` batches (Lightning's default: 1).
@@ -28,9 +30,7 @@ class ProgressBarRefreshRate(Callback):
     """
 
     def __init__(self, refresh_rate: int = 20) -> None:
-        if not isinstance(refresh_rate, int) or isinstance(refresh_rate, bool) or refresh_rate <= 0:
-            raise ValueError(f"`refresh_rate` must be a positive integer, got {refresh_rate!r}")
-        self.refresh_rate = refresh_rate
+        self.refresh_rate = check_positive_int(refresh_rate, "refresh_rate")
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         bar = trainer.progress_bar_callback

@@ -276,15 +276,14 @@ class RegularizedModule(pl.LightningModule):
         if penalized:
             loss = loss + self.penalty()
         loss_mean: DeferredUpdates = getattr(self, f"{stage}_loss_mean")
-        with torch.no_grad():
-            preds, labels = self.metric_inputs(outputs.detach(), target)
-            for metric in metrics.values(copy_state=False):
-                metric.defer(preds, labels)
-            # the loss once per sample: a batch-size weighted mean, as `self.log(..., batch_size=n)` gave
-            # (MeanMetric's `weight` argument is dropped when nan_strategy="disable", torchmetrics 1.9)
-            loss_mean.defer(loss.detach().expand(x.shape[0]))
-            if penalized:
-                self.train_data_loss_mean.defer(data_loss.detach().expand(x.shape[0]))
+        preds, labels = self.metric_inputs(outputs.detach(), target)
+        for metric in metrics.values(copy_state=False):
+            metric.defer(preds, labels)
+        # the loss once per sample: a batch-size weighted mean, as `self.log(..., batch_size=n)` gave
+        # (MeanMetric's `weight` argument is dropped when nan_strategy="disable", torchmetrics 1.9)
+        loss_mean.defer(loss.detach().expand(x.shape[0]))
+        if penalized:
+            self.train_data_loss_mean.defer(data_loss.detach().expand(x.shape[0]))
         if batch_idx == 0:
             self.log(f"{stage}_loss", loss_mean, on_step=False, on_epoch=True, prog_bar=True)
             if stage == "train":  # without penalties the data loss is the loss: log the same metric again

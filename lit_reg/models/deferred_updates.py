@@ -9,6 +9,8 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.wrappers.abstract import WrapperMetric
 
+from lit_reg.registry import check_positive_int
+
 
 class DeferredUpdates(WrapperMetric):
     """Keep the arguments of per-step updates and hand them to the wrapped metric in one update.
@@ -42,10 +44,8 @@ class DeferredUpdates(WrapperMetric):
         super().__init__()
         if not isinstance(metric, Metric):
             raise TypeError(f"`metric` must be a torchmetrics Metric, got {type(metric).__name__}")
-        if not isinstance(every_n, int) or isinstance(every_n, bool) or every_n <= 0:
-            raise ValueError(f"`every_n` must be a positive integer, got {every_n!r}")
         self.metric = metric
-        self.every_n = every_n
+        self.every_n = check_positive_int(every_n, "every_n")
         self._pending: list[tuple[Tensor, ...]] = []
 
     def defer(self, *args: Tensor) -> None:

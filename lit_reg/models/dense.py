@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from lit_reg.registry import ACTIVATIONS, INITS, check_in_range, lookup
+from lit_reg.registry import ACTIVATIONS, INITS, check_in_range, check_positive_int, lookup
 
 
 def check_sizes(hidden_sizes: Sequence[int]) -> list[int]:
@@ -68,9 +68,8 @@ def build_dense_stack(
           (3): Linear(in_features=8, out_features=2, bias=True)
         )
     """
-    for name, value in (("input_size", input_size), ("output_size", output_size)):
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+    check_positive_int(input_size, "input_size")
+    check_positive_int(output_size, "output_size")
     sizes = check_sizes(hidden_sizes)
     rates = dropout_rates(dropout, len(sizes))
     activation_cls = lookup(ACTIVATIONS, activation, "activation")
