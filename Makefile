@@ -33,7 +33,7 @@ test-fast: $(VENV)/.dev ## run the tests not marked slow
 lint: $(VENV)/.dev ## ruff over the code
 	$(BIN)/ruff check .
 
-bench: $(VENV)/.runtime ## one-epoch throughput: lit_reg fit vs hand loop vs lecture pipeline (minutes)
+bench: $(VENV)/.runtime ## one-epoch throughput: lit_reg fit vs hand loop, lecture pipeline, bare Lightning (minutes)
 	$(BIN)/python bench/throughput.py --json bench/throughput.json
 
 bench-bitmoji: $(VENV)/.runtime ## train both Bitmoji configs over seeds 0 1 2, print the val-accuracy table

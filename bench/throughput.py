@@ -12,9 +12,12 @@ samples/s of one training epoch (54,000 images after the 10 % validation split) 
     from the same in-memory uint8 tensors and normalized on the batch;
 (c) ``lecture``: torchvision's ``FashionMNIST`` with per-sample ``ToTensor`` + ``Normalize`` through a
     ``DataLoader`` into a LightningModule that logs loss and accuracy every step (Lightning's default
-    logger and checkpointing, progress bar on).
+    logger and checkpointing, progress bar on);
+(d) ``lightning``: Lightning's floor: a plain LightningModule (the same net and RMSprop, nothing logged) on
+    ``FashionMNISTDataModule`` with no logger, callbacks, checkpoints, progress bar or model summary. What
+    any ``Trainer.fit`` pays per step over (b); (a) adds our logging, callbacks, checkpoints and bar to it.
 
-How an epoch is timed (the same for (a) and (c)): a callback takes the time from ``on_train_epoch_start`` to
+How an epoch is timed (the same for (a), (c) and (d)): a callback takes the time from ``on_train_epoch_start`` to
 ``on_train_epoch_end`` and subtracts the validation loop (``on_validation_start`` to ``on_validation_end``);
 the callback runs after the checkpoint callbacks, so the epoch-end checkpoint writes are inside the window.
 Trainer construction, setup, the sanity check and the model summary are outside it, while every per-step
@@ -70,7 +73,11 @@ from datamodules.fakes import write_fashion_mnist
 from lit_reg import DenseClassifier, default_callbacks, default_logger
 from lit_reg.models.dense import build_dense_stack
 
-PIPELINES = ("ours", "hand", "lecture")
+PIPELINES = ("ours", "hand", "lecture", "lightning")
+LABELS = {"ours": "(a) lit_reg fit", "hand": "(b) hand loop", "lecture": "(c) lecture",
+          "lightning": "(d) bare Lightning"}
+#: the ratios reported (of training samples/s): a/b and a/c are the issue's targets, d/b is Lightning's floor
+RATIOS = (("ours", "hand"), ("ours", "lecture"), ("lightning", "hand"))
 BATCH_SIZES = (64, 256)
 HIDDEN = (512, 512)
 LR = 1e-3
@@ -233,7 +240,44 @@ def run_lecture(data_dir: str, workdir: str, batch_size: int, accelerator: str) 
                       val_dataloaders=DataLoader(val, batch_size=batch_size))
 
 
-RUNNERS: dict[str, Callable[..., dict[str, float]]] = {"ours": run_ours, "hand": run_hand, "lecture": run_lecture}
+# -- (d) Lightning's floor -------------------------------------------------------------------------------
+class PlainModule(pl.LightningModule):
+    """Vanilla Lightning: the same net and optimizer as (a) and (b), nothing logged, no metrics."""
+
+    def __init__(self, input_size: int, num_classes: int) -> None:
+        super().__init__()
+        self.net = build_dense_stack(input_size, HIDDEN, num_classes, "relu", 0.0, False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.RMSprop(self.parameters(), lr=LR)
+
+
+def run_lightning(data_dir: str, workdir: str, batch_size: int, accelerator: str) -> dict[str, float]:
+    dm = FashionMNISTDataModule(data_dir, batch_size=batch_size, val_fraction=VAL_FRACTION, seed=SEED,
+                                download=False)
+    timer = EpochTimer()
+    # the timer is a Checkpoint, so Lightning adds no ModelCheckpoint of its own: nothing is written
+    trainer = pl.Trainer(max_epochs=1, accelerator=accelerator, devices=1, logger=False, callbacks=[timer],
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=workdir)
+    dm.setup()
+    num_train, num_val = len(dm.datasets["train"]), len(dm.datasets["val"])
+    return _timed_fit(PlainModule(dm.input_size, dm.num_classes), trainer, timer, num_train, num_val,
+                      datamodule=dm)
+
+
+RUNNERS: dict[str, Callable[..., dict[str, float]]] = {
+    "ours": run_ours, "hand": run_hand, "lecture": run_lecture, "lightning": run_lightning}
 
 
 # -- driver ----------------------------------------------------------------------------------------------
@@ -287,14 +331,13 @@ def summarize(raw: dict[str, dict[str, list[dict[str, float]]]]) -> dict[str, An
                 "train_rounds": [r["train"] for r in rounds],
                 "val_rounds": [r["val"] for r in rounds],
             }
-        ours, hand, lecture = (row[p]["train_samples_per_s"] for p in PIPELINES)
-        row["ratio_ours_hand"] = ours / hand
-        row["ratio_ours_lecture"] = ours / lecture
-        # ratios within each round, then their median: robust to the machine's speed drifting between rounds
-        per_round = list(zip(*(per_pipeline[p] for p in PIPELINES), strict=True))
-        row["ratio_ours_hand_per_round_median"] = statistics.median(o["train"] / h["train"] for o, h, _ in per_round)
-        row["ratio_ours_lecture_per_round_median"] = statistics.median(
-            o["train"] / c["train"] for o, _, c in per_round)
+        for numerator, denominator in RATIOS:
+            name = f"ratio_{numerator}_{denominator}"
+            row[name] = row[numerator]["train_samples_per_s"] / row[denominator]["train_samples_per_s"]
+            # ratios within each round, then their median: robust to the machine's speed drifting between rounds
+            row[f"{name}_per_round_median"] = statistics.median(
+                n["train"] / d["train"] for n, d in zip(per_pipeline[numerator], per_pipeline[denominator],
+                                                        strict=True))
         summary[batch] = row
     return summary
 
@@ -318,14 +361,15 @@ def format_table(report: dict[str, Any]) -> str:
         f"device {report['machine']['device']}, {report['machine']['cpu_count']} CPU cores, "
         f"{report['machine']['torch_threads']} torch threads",
         "",
-        "| batch | (a) lit_reg fit | (b) hand loop | (c) lecture | a/b | a/c | val (a) | val (b) | val (c) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| batch | " + " | ".join(LABELS[p] for p in PIPELINES) + " | a/b | a/c | d/b | "
+        + " | ".join(f"val {LABELS[p][:3]}" for p in PIPELINES) + " |",
+        "|---:" * (1 + 2 * len(PIPELINES) + len(RATIOS)) + "|",
     ]
     for batch, row in report["results"].items():
         train = [f"{row[p]['train_samples_per_s']:.0f}" for p in PIPELINES]
         val = [f"{row[p]['val_samples_per_s']:.0f}" for p in PIPELINES]
-        lines.append(f"| {batch} | {' | '.join(train)} | {row['ratio_ours_hand']:.2f}x | "
-                     f"{row['ratio_ours_lecture']:.2f}x | {' | '.join(val)} |")
+        ratios = [f"{row[f'ratio_{n}_{d}']:.2f}x" for n, d in RATIOS]
+        lines.append(f"| {batch} | {' | '.join(train)} | {' | '.join(ratios)} | {' | '.join(val)} |")
     rss = report["peak_rss_mib"]
     lines += ["", f"peak RSS: {rss['ours_fit']:.0f} MiB for a lone (a) fit (batch {rss['ours_fit_batch_size']}), "
               f"{rss['benchmark_process']:.0f} MiB for this whole benchmark process"]

@@ -71,10 +71,17 @@ class LearningCurves(Callback):
         self.log_hp_metric = log_hp_metric
         self.history: dict[int, dict[str, float]] = {}
         self.plot_path: Path | None = None
+        self._state_key: tuple[tuple[str, str], str] | None = None
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(monitor=self.monitor, mode=self.mode)
+        # Lightning reads the key for every hook it dispatches (six per training step): build the string once
+        # per (monitor, mode) instead of formatting it each time
+        cached = self._state_key
+        if cached is None or cached[0] != (self.monitor, self.mode):
+            cached = self._state_key = ((self.monitor, self.mode),
+                                        self._generate_state_key(monitor=self.monitor, mode=self.mode))
+        return cached[1]
 
     def _record(self, trainer: pl.Trainer, prefix: str) -> None:
         keys = [f"{prefix}_{name}" for name in self.metrics]

@@ -26,13 +26,20 @@ def test_quick_run_prints_the_table_and_writes_the_json(throughput, tmp_path, ca
     assert report["config"]["num_train_samples"] == 360 and report["config"]["num_val_samples"] == 40
     assert set(report["results"]) == {"64", "256"}
     for row in report["results"].values():
-        for pipeline in ("ours", "hand", "lecture"):
+        for pipeline in ("ours", "hand", "lecture", "lightning"):
             assert row[pipeline]["train_samples_per_s"] > 0 and row[pipeline]["val_samples_per_s"] > 0
-        assert row["ratio_ours_hand"] > 0 and row["ratio_ours_lecture"] > 0
+            assert len(row[pipeline]["train_rounds"]) == 1
+        for ratio in ("ours_hand", "ours_lecture", "lightning_hand"):
+            expected = row[ratio.split("_")[0]]["train_samples_per_s"] / row[ratio.split("_")[1]]["train_samples_per_s"]
+            assert row[f"ratio_{ratio}"] == pytest.approx(expected)
+            assert row[f"ratio_{ratio}_per_round_median"] == pytest.approx(expected)
     assert 0 < report["peak_rss_mib"]["ours_fit"] < 100_000
     table = capsys.readouterr().out
-    assert "| batch | (a) lit_reg fit | (b) hand loop | (c) lecture | a/b | a/c |" in table
-    assert table.count("x |") >= 4 and "peak RSS" in table
+    assert ("| batch | (a) lit_reg fit | (b) hand loop | (c) lecture | (d) bare Lightning | a/b | a/c | d/b | "
+            "val (a) | val (b) | val (c) | val (d) |") in table
+    rows = [line for line in table.splitlines() if line.startswith(("| 64 |", "| 256 |"))]
+    assert len(rows) == 2 and all(line.count("|") == 13 and line.count("x |") == 3 for line in rows)
+    assert "peak RSS" in table
 
 
 def test_rounds_must_be_positive(throughput):

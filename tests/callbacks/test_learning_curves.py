@@ -71,6 +71,13 @@ def test_state_dict_round_trip():
     assert LearningCurves(monitor="val_acc", mode="max").state_key != curves.state_key
 
 
+def test_state_key_is_lightnings_format_and_follows_monitor_and_mode():
+    curves = LearningCurves()
+    assert curves.state_key == "LearningCurves{'monitor': 'val_loss', 'mode': 'min'}"
+    curves.monitor, curves.mode = "val_acc", "max"
+    assert curves.state_key == "LearningCurves{'monitor': 'val_acc', 'mode': 'max'}"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
