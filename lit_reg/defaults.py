@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from lit_reg.callbacks import DivergenceGuard, LearningCurves, ProgressBarRefreshRate, WeightNormMonitor
+from lit_reg.callbacks import (
+    DivergenceGuard,
+    EarlyStopping,
+    LearningCurves,
+    ModelCheckpoint,
+    ProgressBarRefreshRate,
+    WeightNormMonitor,
+)
 
 LOG_DIR = "logs"
 SEED = 42

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 from matplotlib.figure import Figure
-from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from lit_reg.callbacks.figures import save_to_run
+from lit_reg.callbacks.fit_state_key import FitStateKey
 
 
-class LearningCurves(Callback):
+class LearningCurves(FitStateKey):
     """Plot train vs validation metrics per epoch at the end of fit, the best epoch marked.
 
     Records ``train_<name>`` after every training epoch and ``val_<name>`` after every validation run, for
@@ -71,17 +71,9 @@ class LearningCurves(Callback):
         self.log_hp_metric = log_hp_metric
         self.history: dict[int, dict[str, float]] = {}
         self.plot_path: Path | None = None
-        self._state_key: tuple[tuple[str, str], str] | None = None
 
-    @property
-    def state_key(self) -> str:
-        # Lightning reads the key for every hook it dispatches (six per training step): build the string once
-        # per (monitor, mode) instead of formatting it each time
-        cached = self._state_key
-        if cached is None or cached[0] != (self.monitor, self.mode):
-            cached = self._state_key = ((self.monitor, self.mode),
-                                        self._generate_state_key(monitor=self.monitor, mode=self.mode))
-        return cached[1]
+    def current_state_key(self) -> str:
+        return self._generate_state_key(monitor=self.monitor, mode=self.mode)
 
     def _record(self, trainer: pl.Trainer, prefix: str) -> None:
         keys = [f"{prefix}_{name}" for name in self.metrics]
