@@ -111,8 +111,9 @@ class LitRegCLI(LightningCLI):
     def after_fit(self) -> None:
         """Print where the run went and how it ended.
 
-        Under a spawning strategy (``ddp_spawn``) the main process gets back the metrics and the best checkpoint
-        but not the loop's progress or the logger's version, so the run folder is read off the checkpoint path.
+        Under a multiprocessing strategy (``ddp_spawn``, ``ddp_fork``) the main process gets back the metrics and the
+        best checkpoint but not the loop's progress or the logger's version, so the run folder is read off the
+        checkpoint path.
         """
         trainer = self.trainer
         if not trainer.is_global_zero:
