@@ -174,6 +174,8 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> LitRegCLI:
 
 #: exceptions shown as one line on the command line (set LIT_REG_TRACEBACK=1 for the traceback)
 USER_ERRORS = (ValueError, FileNotFoundError, RuntimeError)
+#: the end of that line
+TRACEBACK_HINT = "(set LIT_REG_TRACEBACK=1 to see the full traceback)"
 
 
 def _raised_in(error: BaseException, package: str) -> bool:
@@ -203,6 +205,5 @@ def cli_main(args: list[str] | None = None) -> None:
     except USER_ERRORS as error:
         if os.environ.get("LIT_REG_TRACEBACK"):
             raise
-        print(f"lit-reg: error: {innermost_message(error)}", file=sys.stderr)
-        print("(set LIT_REG_TRACEBACK=1 to see the full traceback)", file=sys.stderr)
+        print(f"lit-reg: error: {innermost_message(error)} {TRACEBACK_HINT}", file=sys.stderr)
         raise SystemExit(1) from None

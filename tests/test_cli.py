@@ -86,11 +86,31 @@ def test_regressor_on_toy_data_links_output_size(in_tmp_dir):
     assert [c.metrics for c in cli.trainer.callbacks if isinstance(c, LearningCurves)] == [["loss", "mae"]]
 
 
-def test_validate_and_test_subcommands(in_tmp_dir, fashion_root):
-    cli = build_cli(["fit", *fashion_args(fashion_root), "--trainer.max_epochs", "1"])
-    ckpt = cli.trainer.checkpoint_callback.best_model_path
+def test_validate_and_test_subcommands_load_the_checkpoint_weights(in_tmp_dir, fashion_root, make_trainer):
+    """``validate``/``test --ckpt_path`` score the checkpoint's weights: validate gives back the val_loss the fit
+    recorded for its best checkpoint, and both equal a script's ``load_from_checkpoint`` (a fresh model differs)."""
+    from datamodules import FashionMNISTDataModule
+
+    fit = build_cli(["fit", *fashion_args(fashion_root), "--trainer.max_epochs", "1"])
+    best = fit.trainer.checkpoint_callback
+    ckpt, best_val_loss = best.best_model_path, float(best.best_model_score)
+    validated = build_cli(["validate", *fashion_args(fashion_root), "--ckpt_path", ckpt])
     tested = build_cli(["test", *fashion_args(fashion_root), "--ckpt_path", ckpt])
-    assert set(tested.trainer.logged_metrics) == {"test_loss", "test_acc"}
+    val = {k: float(v) for k, v in validated.trainer.logged_metrics.items()}
+    test = {k: float(v) for k, v in tested.trainer.logged_metrics.items()}
+    assert set(val) == {"val_loss", "val_acc"} and set(test) == {"test_loss", "test_acc"}
+    assert val["val_loss"] == pytest.approx(best_val_loss, abs=1e-6)
+
+    def script(model: DenseClassifier) -> dict[str, float]:
+        data = FashionMNISTDataModule(str(fashion_root), download=False)
+        trainer = make_trainer()
+        return {**trainer.validate(model, datamodule=data, verbose=False)[0],
+                **trainer.test(model, datamodule=data, verbose=False)[0]}
+
+    loaded = script(DenseClassifier.load_from_checkpoint(ckpt))
+    assert {**val, **test} == pytest.approx(loaded, abs=1e-6)
+    fresh = script(DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[32]))
+    assert abs(fresh["val_loss"] - val["val_loss"]) > 1e-3 and abs(fresh["test_loss"] - test["test_loss"]) > 1e-3
 
 
 def test_print_config_shows_the_defaults(in_tmp_dir, capsys):

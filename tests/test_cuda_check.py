@@ -1,5 +1,7 @@
 """The NVML-based CUDA check Lightning turns on is dropped only where NVML cannot be loaded."""
 
+import ctypes
+import ctypes.util
 import os
 
 import pytest
@@ -36,3 +38,25 @@ def test_the_answer_of_cuda_is_available_does_not_change(monkeypatch):
     with_nvml_check = torch.cuda.is_available()
     drop_unusable_nvml_check()
     assert torch.cuda.is_available() == with_nvml_check
+
+
+def test_a_library_that_loads_here_is_loadable():
+    library = ctypes.util.find_library("c")  # the C library, present on every machine that runs Python
+    assert library is not None and nvml_loadable(library) is True
+
+
+@pytest.mark.parametrize(("loads", "dropped"), [(False, True), (True, False)], ids=["nvml_missing", "nvml_loads"])
+def test_the_check_loads_the_library_torch_loads(monkeypatch, loads, dropped):
+    asked: list[str] = []
+
+    def fake_cdll(name: str, *args, **kwargs) -> object:
+        asked.append(name)
+        if not loads:
+            raise OSError(f"{name}: cannot open shared object file")
+        return object()
+
+    monkeypatch.setattr(ctypes, "CDLL", fake_cdll)
+    monkeypatch.setenv(NVML_CHECK_VARIABLE, "1")
+    assert drop_unusable_nvml_check() is dropped
+    assert asked == ["libnvidia-ml.so.1"]  # the name torch.cuda's NVML-based check opens
+    assert (NVML_CHECK_VARIABLE in os.environ) is not dropped

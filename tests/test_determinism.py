@@ -20,11 +20,21 @@ MODELS = {
 }
 
 
+@pytest.fixture
+def nondeterministic_start():
+    """Deterministic algorithms off before the test (an earlier test may have left them on), restored after."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    yield
+    torch.use_deterministic_algorithms(enabled)
+
+
 @pytest.mark.parametrize("model", sorted(MODELS))
-def test_same_config_same_metrics_and_weights(in_tmp_dir, fashion_root, model):
+def test_same_config_same_metrics_and_weights(in_tmp_dir, fashion_root, nondeterministic_start, model):
     write_image_folder(in_tmp_dir / "images", {"not_tom": 6, "tom": 6})
     runs = [build_cli(["fit", *MODELS[model], *QUIET]) for _ in range(2)]
-    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.are_deterministic_algorithms_enabled()  # the CLI's default trainer.deterministic: true
+    assert runs[0].config["fit"]["trainer"]["deterministic"] is True
     first, second = ({k: float(v) for k, v in r.trainer.callback_metrics.items()} for r in runs)
     assert first == second and "val_loss" in first
     for (name, a), (_, b) in zip(runs[0].model.state_dict().items(), runs[1].model.state_dict().items(), strict=True):

@@ -104,6 +104,7 @@ class RegularizedModule(pl.LightningModule):
         ValueError: naming the argument, for any value outside its allowed range or set of names.
     """
 
+    # pragma: no mutate start (mutmut's trampolines would hide this frame from Lightning's save_hyperparameters)
     def __init__(
         self,
         input_size: int,
@@ -132,15 +133,7 @@ class RegularizedModule(pl.LightningModule):
         check_in_range(l1_penalty, "l1_penalty", 0.0)
         check_in_range(l2_penalty, "l2_penalty", 0.0)
         self.optimizer_cls = lookup(OPTIMIZERS, optimizer, "optimizer")
-        if momentum and optimizer.lower() not in MOMENTUM_OPTIMIZERS:
-            raise ValueError(
-                f"`momentum` applies only to optimizer {list(MOMENTUM_OPTIMIZERS)}, got momentum={momentum} "
-                f"with optimizer={optimizer!r}; set momentum=0 or pick one of those optimizers"
-            )
-        if nesterov and (optimizer.lower() != "sgd" or not momentum):
-            raise ValueError(
-                f"`nesterov` needs optimizer='sgd' with momentum > 0, got optimizer={optimizer!r}, momentum={momentum}"
-            )
+        self._check_momentum(optimizer, momentum, nesterov)
         self.scheduler_cls = None if lr_scheduler is None else lookup(LR_SCHEDULERS, lr_scheduler, "lr_scheduler")
         self._check_scheduler_kwargs(lr_scheduler, lr_scheduler_kwargs or {})
         self.net = build_dense_stack(input_size, hidden_sizes, output_size, activation, dropout, batchnorm, init)
@@ -153,6 +146,7 @@ class RegularizedModule(pl.LightningModule):
         self.train_data_loss_mean = DeferredUpdates(MeanMetric(nan_strategy="disable"))
         self._penalized = bool(l1_penalty or l2_penalty)
 
+    # pragma: no mutate end
     def _eval_metrics(self) -> MetricCollection:
         metrics = self.configure_metrics()
         extra = self.configure_eval_metrics()
@@ -160,6 +154,7 @@ class RegularizedModule(pl.LightningModule):
             metrics.add_metrics(extra)
         return metrics
 
+    # pragma: no mutate start (mutmut's trampolines would hide this frame from Lightning's save_hyperparameters)
     def _save_own_hyperparameters(self) -> None:
         """``save_hyperparameters()`` for the concrete class: keep only the arguments its ``__init__`` takes.
 
@@ -174,6 +169,7 @@ class RegularizedModule(pl.LightningModule):
         if extra:
             self.save_hyperparameters(ignore=extra, frame=frame)
 
+    # pragma: no mutate end
     @staticmethod
     def base_arguments(local_vars: dict[str, Any], **overrides: Any) -> dict[str, Any]:
         """The arguments of ``RegularizedModule.__init__`` found in a subclass's ``locals()``, plus ``overrides``.
@@ -183,6 +179,19 @@ class RegularizedModule(pl.LightningModule):
         """
         names = [name for name in inspect.signature(RegularizedModule.__init__).parameters if name != "self"]
         return {**{name: local_vars[name] for name in names if name in local_vars}, **overrides}
+
+    @staticmethod
+    def _check_momentum(optimizer: str, momentum: float, nesterov: bool) -> None:
+        """Raise ``ValueError`` for momentum with an optimizer without it, or Nesterov without SGD momentum."""
+        if momentum and optimizer.lower() not in MOMENTUM_OPTIMIZERS:
+            raise ValueError(
+                f"`momentum` applies only to optimizer {list(MOMENTUM_OPTIMIZERS)}, got momentum={momentum} "
+                f"with optimizer={optimizer!r}; set momentum=0 or pick one of those optimizers"
+            )
+        if nesterov and (optimizer.lower() != "sgd" or not momentum):
+            raise ValueError(
+                f"`nesterov` needs optimizer='sgd' with momentum > 0, got optimizer={optimizer!r}, momentum={momentum}"
+            )
 
     def _check_scheduler_kwargs(self, name: str | None, kwargs: dict[str, Any]) -> None:
         """Raise ``ValueError`` for a key the scheduler does not take or a required one that is missing."""

@@ -35,6 +35,7 @@ class DenseClassifier(RegularizedModule):
         torch.Size([5, 3])
     """
 
+    # pragma: no mutate start (mutmut's trampolines would hide this frame from Lightning's save_hyperparameters)
     def __init__(
         self,
         input_size: int = 784,
@@ -61,6 +62,7 @@ class DenseClassifier(RegularizedModule):
         check_in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
         super().__init__(**self.base_arguments(locals(), output_size=num_classes))
 
+    # pragma: no mutate end
     def configure_metrics(self) -> MetricCollection:
         # validate_args=False: cross-entropy on the same (outputs, target) already rejects bad shapes and labels
         accuracy = MulticlassAccuracy(num_classes=self.hparams.num_classes, average="micro", validate_args=False)

@@ -1,9 +1,11 @@
+import io
 import re
 from pathlib import Path
 
 import pytest
 import torch
 
+from datamodules import ImageFolderDataModule
 from lit_reg.callbacks import PredictionPrinter
 from lit_reg.cli import build_cli
 from lit_reg.models import BitmojiClassifier
@@ -26,10 +28,36 @@ def test_fit_then_predict_prints_one_line_per_image(in_tmp_dir, tmp_path, capsys
     ckpt = fit.trainer.checkpoint_callback.best_model_path
     capsys.readouterr()
     cli = build_cli(["predict", *data_args(root, tmp_path), "--ckpt_path", ckpt,
-                     "--data.predict_dir", str(root / "tom")])
+                     "--data.predict_dir", str(root)])
     lines = [line for line in capsys.readouterr().out.splitlines() if LINE.match(line)]
-    assert sorted(LINE.match(line).group(1) for line in lines) == sorted(p.name for p in (root / "tom").iterdir())
+    assert sorted(LINE.match(line).group(1) for line in lines) == sorted(p.name for p in root.rglob("*.png"))
+    assert {LINE.match(line).group(2) for line in lines} == {"not_tom", "tom"}  # both classes predicted
     assert torch.equal(cli.datamodule.mean, fit.datamodule.mean)  # restored from the checkpoint, not refitted
+    assert lines == expected_lines(cli.model, cli.datamodule)
+
+
+def expected_lines(model: BitmojiClassifier, data: ImageFolderDataModule) -> list[str]:
+    """``<file>  <class>  <probability of that class>`` computed here from the network's logit."""
+    classes = list(model.hparams.classes)
+    lines = []
+    model.eval()
+    with torch.no_grad():
+        for batch in data.predict_dataloader():
+            inputs, paths = data.on_after_batch_transfer(batch, 0)
+            for path, prob in zip(paths, model(inputs).sigmoid().reshape(-1).tolist(), strict=True):
+                label, confidence = (classes[1], prob) if prob > 0.5 else (classes[0], 1 - prob)  # a tie: negative
+                lines.append(f"{Path(path).name}  {label}  {confidence:.2f}")
+    return lines
+
+
+def test_print_batch_writes_name_class_and_rounded_probability():
+    out = io.StringIO()
+    printer = PredictionPrinter(stream=out, digits=3)
+    printer.print_batch({"labels": ["tom", "not_tom"], "confidence": torch.tensor([0.12345, 1.0])},
+                        ["images/a/tom-1.png", "b.jpg"])
+    assert out.getvalue() == "tom-1.png  tom  0.123\nb.jpg  not_tom  1.000\n"
+    with pytest.raises(ValueError):  # one path per sample
+        printer.print_batch({"labels": ["tom"], "confidence": torch.tensor([0.5])}, ["a.png", "b.png"])
 
 
 def test_printer_needs_labels_and_paths():

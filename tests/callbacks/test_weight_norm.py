@@ -26,6 +26,20 @@ def test_norm_is_the_root_of_the_sum_of_squares_over_all_parameters():
     assert frobenius_norm([]) == 0.0
 
 
+def test_frobenius_norm_is_one_root_over_all_parameters_not_a_sum_of_layer_norms():
+    assert frobenius_norm([torch.tensor([3.0]), torch.tensor([4.0])]) == pytest.approx(5.0)  # not 3 + 4 = 7
+    layer = nn.Linear(1, 1)
+    with torch.no_grad():
+        layer.weight.fill_(3.0)
+        layer.bias.fill_(4.0)
+    assert frobenius_norm(layer) == pytest.approx(5.0)  # weight and bias together, not 7
+    two_layers = nn.Sequential(nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False))
+    with torch.no_grad():
+        two_layers[0].weight.fill_(-6.0)
+        two_layers[1].weight.fill_(8.0)
+    assert frobenius_norm(two_layers) == pytest.approx(10.0)  # not 14, and not 2 from signed values
+
+
 def fit_with_monitor(tmp_path, make_trainer, epochs=3, **monitor_kwargs):
     torch.manual_seed(0)
     model = DenseRegressor(hidden_sizes=[8], lr=0.05)

@@ -103,24 +103,29 @@ def test_invalid_arguments(tmp_path, kwargs, message):
 
 
 # -- label noise ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("label_noise", [0.0, 0.15, 0.5, 1.0])
-def test_label_noise_changes_exactly_round_p_n_training_labels(afhq_root, label_noise, caplog):
-    clean = loaded(afhq_root, train_size=100, val_size=20)
+@pytest.mark.parametrize(("train_size", "label_noise", "expected"), [
+    (100, 0.0, 0), (100, 0.15, 15), (100, 0.5, 50), (100, 1.0, 100),
+    (37, 0.15, 6),  # p·n = 5.55: round gives 6, int/floor 5
+    (41, 0.2, 8),   # p·n = 8.2: round gives 8, ceil 9
+])
+def test_label_noise_changes_exactly_round_p_n_training_labels(afhq_root, train_size, label_noise, expected, caplog):
+    assert expected == round(label_noise * train_size)  # README: "round(p·n) training images"
+    clean = loaded(afhq_root, train_size=train_size, val_size=20)
     with caplog.at_level(logging.INFO, logger="datamodules.animal_faces"):
-        dm = loaded(afhq_root, train_size=100, val_size=20, label_noise=label_noise)
+        dm = loaded(afhq_root, train_size=train_size, val_size=20, label_noise=label_noise)
     assert torch.equal(dm.datasets["train"].inputs, clean.datasets["train"].inputs)
     before, after = clean.datasets["train"].targets, dm.datasets["train"].targets
     changed = torch.nonzero(before != after).flatten()
-    assert len(changed) == round(label_noise * 100)
+    assert len(changed) == expected
     assert torch.equal(changed, dm.noisy_indices) and torch.equal(dm.clean_train_targets, before)
     assert after.min() >= 0 and after.max() <= 2
     for split in ("val", "test"):
         assert torch.equal(dm.datasets[split].targets, clean.datasets[split].targets)
-    again = loaded(afhq_root, train_size=100, val_size=20, label_noise=label_noise)
+    again = loaded(afhq_root, train_size=train_size, val_size=20, label_noise=label_noise)
     assert torch.equal(again.datasets["train"].targets, after)
     logged = [r.getMessage() for r in caplog.records if r.name == "datamodules.animal_faces"]
-    assert logged == ([f"AnimalFaces: label_noise={label_noise:g} changed {len(changed)} of 100 training labels "
-                       f"(seed 2021); their indices are in `noisy_indices`"] if label_noise else [])
+    assert logged == ([f"AnimalFaces: label_noise={label_noise:g} changed {expected} of {train_size} training "
+                       f"labels (seed 2021); their indices are in `noisy_indices`"] if label_noise else [])
 
 
 def test_random_labels_move_to_the_other_classes_uniformly(afhq_root):

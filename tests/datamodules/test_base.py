@@ -1,25 +1,33 @@
-"""The fast data path (whole-batch index, fused normalization, device cache) against a plain per-sample one."""
+"""The fast data path (whole-batch index, fused normalization, device cache) against a plain per-sample one, and
+the training order: a function of the seed and the epoch only."""
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from datamodules import FashionMNISTDataModule
-from datamodules.base import BatchTensorDataset
+from datamodules.base import BatchTensorDataset, EpochRandomSampler, InMemoryDataModule
 from tests.helpers.reference import reference_loader
 
 
 @pytest.mark.parametrize("device_cache", [False, True])
 def test_fast_batches_equal_per_sample_reference_in_order_and_value(fashion_root, device_cache):
+    """Epoch by epoch (as Lightning sets it), the fast loader gives the reference's batches in the reference's
+    order, whatever the global RNG state before iterating."""
     dm = FashionMNISTDataModule(str(fashion_root), batch_size=32, download=False, device_cache=device_cache)
     dm.setup()
-    torch.manual_seed(3)
-    fast = [dm.on_after_batch_transfer(batch, 0) for batch in dm.train_dataloader()]
-    torch.manual_seed(3)
-    reference = list(reference_loader(dm, "train", shuffle=True))
-    assert len(fast) == len(reference) == 6
-    for (x, y), (x_ref, y_ref) in zip(fast, reference, strict=True):
-        assert torch.equal(y, y_ref)
-        torch.testing.assert_close(x, x_ref.squeeze(1), rtol=1e-5, atol=1e-5)
+    fast_loader, plain_loader = dm.train_dataloader(), reference_loader(dm, "train", shuffle=True)
+    for epoch in range(3):
+        fast_loader.sampler.set_epoch(epoch)
+        plain_loader.sampler.set_epoch(epoch)
+        torch.manual_seed(3 + epoch)
+        fast = [dm.on_after_batch_transfer(batch, 0) for batch in fast_loader]
+        torch.manual_seed(100 + epoch)  # another global state: the order must not depend on it
+        reference = list(plain_loader)
+        assert len(fast) == len(reference) == 6
+        for (x, y), (x_ref, y_ref) in zip(fast, reference, strict=True):
+            assert torch.equal(y, y_ref), f"epoch {epoch}"
+            torch.testing.assert_close(x, x_ref.squeeze(1), rtol=1e-5, atol=1e-5)
 
 
 def test_device_cache_and_pin_memory_are_no_ops_on_cpu(fashion_root, make_trainer):
@@ -62,3 +70,89 @@ def test_device_cache_keeps_the_splits_on_the_gpu(fashion_root, make_trainer):
     torch.manual_seed(0)
     host = [b[0] for b in plain.val_dataloader()]
     assert all(torch.equal(a, b) for a, b in zip(cached, host, strict=True))
+
+
+# -- the training order: a function of the seed and the epoch only ---------------------------------
+def epoch_order(sampler: EpochRandomSampler, epoch: int) -> list[int]:
+    """The order ``sampler`` gives for ``epoch``, set as Lightning sets it."""
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+def test_each_epoch_is_a_permutation_and_consecutive_epochs_differ():
+    sampler = EpochRandomSampler(range(50), seed=7)
+    orders = [epoch_order(sampler, epoch) for epoch in range(4)]
+    assert all(sorted(order) == list(range(50)) for order in orders)
+    assert len({tuple(order) for order in orders}) == 4
+
+
+def test_fresh_sampler_at_epoch_k_equals_one_that_ran_through_epochs_0_to_k():
+    running = EpochRandomSampler(range(30), seed=5)
+    for epoch in range(5):
+        ran = epoch_order(running, epoch)
+        assert epoch_order(EpochRandomSampler(range(30), seed=5), epoch) == ran, epoch
+    assert list(EpochRandomSampler(range(30), seed=5)) == epoch_order(running, 0)  # no set_epoch: epoch 0
+
+
+def test_other_seed_other_order():
+    for epoch in range(3):
+        assert epoch_order(EpochRandomSampler(range(30), seed=0), epoch) != epoch_order(
+            EpochRandomSampler(range(30), seed=1), epoch)
+
+
+def test_order_ignores_the_global_rng_state():
+    orders = []
+    for seed in (0, 1):
+        pl.seed_everything(seed, verbose=False)
+        torch.rand(3)
+        orders.append([epoch_order(EpochRandomSampler(range(30), seed=9), epoch) for epoch in range(3)])
+    assert orders[0] == orders[1]
+
+
+class IndexData(InMemoryDataModule):
+    """``num_samples`` samples whose input is their own index, so a batch says which samples it holds."""
+
+    input_size = 1
+    output_size = 1
+
+    def __init__(self, num_samples: int = 12, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.num_samples = num_samples
+
+    def load_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        index = torch.arange(self.num_samples, dtype=torch.float32).unsqueeze(1)
+        return {"train": (index, torch.zeros_like(index)), "val": (index, torch.zeros_like(index))}
+
+
+class RecordBatches(pl.LightningModule):
+    """Records the sample indices of every training batch, per epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)
+        self.seen: dict[int, list[int]] = {}
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        self.seen.setdefault(self.current_epoch, []).extend(x.flatten().long().tolist())
+        return torch.nn.functional.mse_loss(self.layer(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def fit_orders(make_trainer, global_seed: int, seed: int = 3, epochs: int = 3) -> dict[int, list[int]]:
+    pl.seed_everything(global_seed, verbose=False)
+    model = RecordBatches()
+    make_trainer(max_epochs=epochs, limit_val_batches=0).fit(model, datamodule=IndexData(batch_size=4, seed=seed))
+    return model.seen
+
+
+def test_fit_sees_a_new_order_every_epoch_set_by_seed_and_epoch_only(make_trainer):
+    seen = fit_orders(make_trainer, global_seed=0)
+    assert sorted(seen) == [0, 1, 2]
+    assert all(sorted(order) == list(range(12)) for order in seen.values())  # every sample once per epoch
+    assert len({tuple(order) for order in seen.values()}) == 3
+    assert seen == {epoch: epoch_order(EpochRandomSampler(range(12), seed=3), epoch) for epoch in range(3)}
+    assert fit_orders(make_trainer, global_seed=1) == seen  # another global seed: the same batches
+    assert fit_orders(make_trainer, global_seed=0, seed=4) != seen

@@ -202,14 +202,35 @@ def test_only_training_batches_are_augmented(tree, tmp_path):
     assert any(not torch.equal(dm.on_after_batch_transfer(batch, 0)[0], expected) for _ in range(5))
 
 
-def test_normalization_uses_training_statistics_and_travels_in_state(tree, tmp_path):
+@pytest.mark.parametrize("grayscale, channels", [(True, 1), (False, 3)])
+def test_normalization_uses_training_mean_and_std_per_channel(tree, tmp_path, grayscale, channels):
+    """mean and std are the training split's, per channel, of the decoded pixels in [0, 1] (std: the unbiased
+    sample std, as ``Tensor.std``); normalized training data has mean 0 and std 1 in every channel."""
+    dm = make(tree, tmp_path, image_size=8, grayscale=grayscale)
+    dm.setup("fit")
+    train = dm.datasets["train"].inputs
+    pixels = (train.double() / 255).transpose(0, 1).reshape(channels, -1)  # one row per channel
+    assert dm.mean.shape == dm.std.shape == (channels, 1, 1)
+    torch.testing.assert_close(dm.mean.flatten().double(), pixels.mean(dim=1), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(dm.std.flatten().double(), pixels.std(dim=1), rtol=1e-6, atol=1e-6)
+    everything = torch.cat([train, dm.datasets["val"].inputs]).double().div(255).transpose(0, 1).reshape(channels, -1)
+    assert not torch.allclose(everything.std(dim=1), pixels.std(dim=1), rtol=1e-4)  # the training split's only
+    x = dm.on_after_batch_transfer((train, dm.datasets["train"].targets), 0)[0]
+    per_channel = x.double().transpose(0, 1).reshape(channels, -1)
+    torch.testing.assert_close(per_channel.mean(dim=1), torch.zeros(channels, dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(per_channel.std(dim=1), torch.ones(channels, dtype=torch.float64), atol=1e-4, rtol=0)
+
+
+def test_normalization_statistics_travel_in_the_state(tree, tmp_path):
     dm = make(tree, tmp_path, image_size=8, grayscale=False)
     dm.setup("fit")
-    x = dm.on_after_batch_transfer(dm.datasets["train"].__getitems__(list(range(len(dm.datasets["train"])))), 0)[0]
-    assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
     fresh = make(tree, tmp_path, image_size=8, grayscale=False, predict_dir=str(tree / "cat" / "0.png"))
     fresh.load_state_dict(dm.state_dict())
-    assert torch.equal(fresh.mean, dm.mean) and fresh.mean.shape == (3, 1, 1)
+    assert torch.equal(fresh.mean, dm.mean) and torch.equal(fresh.std, dm.std) and fresh.std.shape == (3, 1, 1)
+    fresh.setup("predict")  # reads only the predict image: the statistics come from the state
+    image = fresh.datasets["predict"]
+    expected = (image.inputs.float() / 255 - dm.mean) / dm.std
+    torch.testing.assert_close(fresh.on_after_batch_transfer(image.__getitems__([0]), 0)[0], expected)
 
 
 def test_predict_batches_carry_paths(tree, tmp_path):

@@ -4,7 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 from PIL import Image
+
+from datamodules import FashionMNISTDataModule, ImageFolderDataModule
+from lit_reg import BitmojiClassifier, DenseClassifier
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -45,11 +49,44 @@ def test_weight_norm_grows_and_weight_decay_keeps_it_lower(example, in_tmp_dir):
     assert_png(in_tmp_dir / "out" / "weight_norm.png", min_size=(1000, 300))
 
 
-def test_bitmoji_compares_both_setups(example, in_tmp_dir):
-    results = example("bitmoji").main(["--fast", "--out", "out"])
+def best_checkpoint(run: Path) -> Path:
+    """The one best-``val_loss`` checkpoint a run with ``default_callbacks`` kept beside ``last.ckpt``."""
+    (best,) = [p for p in (run / "version_0" / "checkpoints").glob("*.ckpt") if p.name != "last.ckpt"]
+    return best
+
+
+def evaluate(stage: str, checkpoint: Path, model_cls: type[pl.LightningModule],
+             datamodule: pl.LightningDataModule) -> dict[str, float]:
+    """``validate`` or ``test`` of the model in ``checkpoint`` on ``datamodule``, by a fresh plain Trainer."""
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    (metrics,) = getattr(trainer, stage)(model_cls.load_from_checkpoint(checkpoint), datamodule=datamodule,
+                                         verbose=False)
+    return metrics
+
+
+def test_bitmoji_reports_each_setups_best_checkpoint_accuracy(example, in_tmp_dir):
+    module = example("bitmoji")
+    results = module.main(["--fast", "--out", "out"])
     assert [r["setup"] for r in results] == ["lecture (plain)", "regularized"]
-    assert all(0.0 <= r["val acc (best checkpoint)"] <= 1.0 for r in results)
+    data = in_tmp_dir / "out" / "fake_bitmoji"
+    for result, run in zip(results, ("lecture", "regularized"), strict=True):
+        best = best_checkpoint(in_tmp_dir / "out" / run)
+        assert result["epochs"] == 2 and best.name.startswith(f"epoch={result['best epoch']}-")
+        datamodule = ImageFolderDataModule(str(data / "train"), val_dir=str(data / "valid"), image_size=50,
+                                           batch_size=32, cache_dir=None, **module.SETUPS[result["setup"]]["data"])
+        assert result["val acc (best checkpoint)"] == evaluate("validate", best, BitmojiClassifier,
+                                                               datamodule)["val_acc"]
     assert_png(in_tmp_dir / "out" / "bitmoji.png")
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="bug: trainer.validate(ckpt_path='best') restores LearningCurves' "
+                   "history from the best checkpoint (epochs after it are lost) and records the post-fit validation "
+                   "as one more epoch; bitmoji.png is drawn from that history")
+def test_bitmoji_plot_history_holds_exactly_the_trained_epochs(example, in_tmp_dir):
+    for result in example("bitmoji").main(["--fast", "--out", "out"]):
+        assert sorted(result["curves"].history) == list(range(result["epochs"])), result["setup"]
 
 
 def test_bitmoji_without_data_says_so(example, in_tmp_dir, capsys):
@@ -59,10 +96,16 @@ def test_bitmoji_without_data_says_so(example, in_tmp_dir, capsys):
     assert "no Bitmoji data in nowhere" in capsys.readouterr().err
 
 
-def test_fashion_mnist_compares_both_nets(example, in_tmp_dir):
+def test_fashion_mnist_reports_each_nets_best_checkpoint_test_accuracy(example, in_tmp_dir):
     results = example("fashion_mnist").main(["--fast", "--out", "out"])
     assert [r["net"] for r in results] == ["784-512-512-10", "784-265-64-32-10 BN+Dropout(0.5)"]
-    assert all(0.0 <= r["test acc (best checkpoint)"] <= 1.0 for r in results)
+    datamodule = FashionMNISTDataModule(str(in_tmp_dir / "out" / "fake_fashion_mnist"), batch_size=64, download=False)
+    for result, run in zip(results, ("784-512-512-10", "784-265-64-32-10"), strict=True):
+        best = best_checkpoint(in_tmp_dir / "out" / run)
+        assert result["epochs"] == 2 and best.name.startswith(f"epoch={result['best epoch']}-")
+        accuracy = result["test acc (best checkpoint)"]
+        assert accuracy == evaluate("test", best, DenseClassifier, datamodule)["test_acc"]
+        assert accuracy > 0.15  # 10 classes: chance is 0.1; the generated images' brightness gives the class away
     assert_png(in_tmp_dir / "out" / "fashion_mnist.png")
 
 

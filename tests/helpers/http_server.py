@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 
@@ -64,3 +66,45 @@ def serve_dropping_connection(payload: bytes) -> Iterator[tuple[str, list[str]]]
     requests: list[str] = []
     with _serve(type("Handler", (_DroppingHandler,), {"payload": payload, "requests": requests})) as url:
         yield url, requests
+
+
+@contextlib.contextmanager
+def serve_silence(lifetime_s: float = 30.0, max_connections: int = 16) -> Iterator[tuple[str, list[str]]]:
+    """A server on 127.0.0.1 that accepts TCP connections and never sends a byte (a mirror that hangs).
+
+    Yields ``(base_url, connections)``; ``connections`` gets one ``"host:port"`` per accepted connection. It holds
+    at most ``max_connections`` open (more are closed at once), and closes them all and stops listening when the
+    block ends or ``lifetime_s`` seconds after it started, whichever comes first, so a client without a timeout
+    is cut off rather than left hanging.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+    connections: list[str] = []
+
+    def hold() -> None:
+        held: list[socket.socket] = []
+        deadline = time.monotonic() + lifetime_s
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    conn, peer = listener.accept()
+                except TimeoutError:
+                    continue
+                if len(held) >= max_connections:
+                    conn.close()
+                    continue
+                held.append(conn)
+                connections.append(f"{peer[0]}:{peer[1]}")
+        finally:
+            for conn in held:
+                conn.close()
+            listener.close()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/", connections
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -31,10 +31,14 @@ def test_logged_keys_and_metric_values(make_trainer):
     assert abs(metrics["test_r2"] - r2.item()) < 1e-4
 
 
-def test_predict_returns_outputs(make_trainer):
+def test_predict_returns_the_network_outputs_of_the_test_split(make_trainer):
     data = ToyRegressionDataModule("quadratic", batch_size=8)
-    batches = make_trainer().predict(DenseRegressor(hidden_sizes=[4]), datamodule=data)
+    model = DenseRegressor(hidden_sizes=[4])
+    batches = make_trainer().predict(model, datamodule=data)
     assert [b.shape for b in batches] == [(8, 1)] * 5
+    with torch.no_grad():
+        expected = model(data.datasets["test"].inputs)
+    torch.testing.assert_close(torch.cat(batches), expected)
 
 
 def test_checkpoint_round_trip(tmp_path, make_trainer):

@@ -1,7 +1,9 @@
 import math
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Callback
 
 from datamodules import ToyRegressionDataModule
 from lit_reg.models import DenseClassifier, DenseRegressor
@@ -11,13 +13,14 @@ LR = 0.01
 EPOCHS = 6
 
 
-def epoch_learning_rates(make_trainer, lr_scheduler: str, kwargs: dict, **model_kwargs) -> list[float]:
-    """The ``lr`` logged in each of EPOCHS epochs (the linear set has one batch of 10 per epoch)."""
+def epoch_learning_rates(make_trainer, lr_scheduler: str | None, kwargs: dict | None, batch_size: int = 10,
+                         **model_kwargs) -> list[float]:
+    """The ``lr`` logged in each of EPOCHS epochs (the linear set has 10 samples: one batch of 10 per epoch)."""
     recorder = EpochMetrics()
     model = DenseRegressor(hidden_sizes=[4], lr=LR, lr_scheduler=lr_scheduler, lr_scheduler_kwargs=kwargs,
                            **model_kwargs)
     make_trainer(max_epochs=EPOCHS, callbacks=[recorder]).fit(model, datamodule=ToyRegressionDataModule(
-        "linear", batch_size=10))
+        "linear", batch_size=batch_size))
     return [h["lr"] for h in recorder.history]
 
 
@@ -43,21 +46,82 @@ def test_learning_rate_after_k_epochs_follows_the_formula(make_trainer, name, kw
     assert rates == pytest.approx([formula(s) for s in range(EPOCHS)], rel=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("name", "kwargs", "formula"),
+    [
+        ("step", {"step_size": 2, "gamma": 0.5}, lambda s: LR * 0.5 ** (s // 2)),
+        ("exponential", {"gamma": 0.5}, lambda s: LR * 0.5**s),
+        ("cosine", {"T_max": 4}, lambda s: LR * (1 + math.cos(math.pi * s / 4)) / 2),
+        ("cyclic", {"max_lr": 0.05, "step_size_up": 4}, lambda s: triangular(2 * s, LR, 0.05, 4)),  # 2 steps an epoch
+    ],
+)
+def test_only_cyclic_steps_every_batch_the_others_once_per_epoch(make_trainer, name, kwargs, formula):
+    rates = epoch_learning_rates(make_trainer, name, kwargs, batch_size=5)  # two batches per epoch
+    assert rates == pytest.approx([formula(s) for s in range(EPOCHS)], rel=1e-5)
+
+
 def test_constant_rate_without_scheduler(make_trainer):
     model = DenseRegressor(hidden_sizes=[4], lr=LR)
     assert isinstance(model.configure_optimizers(), torch.optim.Adam)
+    assert epoch_learning_rates(make_trainer, None, None) == pytest.approx([LR] * EPOCHS, rel=1e-6)  # logged as float32
 
 
-def test_cyclic_cycles_momentum_only_when_the_optimizer_has_it(make_trainer):
-    rates = epoch_learning_rates(make_trainer, "cyclic", {"max_lr": 0.05, "step_size_up": 2}, optimizer="sgd",
-                                 momentum=0.9)
+class StepMomentum(Callback):
+    """Records ``(lr, momentum)`` of the first parameter group before every training step.
+
+    The momentum is ``momentum`` where the optimizer has one, else Adam's ``betas[0]``.
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[float, float]] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx) -> None:
+        group = trainer.optimizers[0].param_groups[0]
+        momentum = group["momentum"] if "momentum" in group else group["betas"][0]
+        self.steps.append((group["lr"], momentum))
+
+
+def step_momenta(make_trainer, **model_kwargs) -> list[tuple[float, float]]:
+    """``(lr, momentum)`` before each of EPOCHS steps of a cyclic schedule (max_lr 0.05, step_size_up 2)."""
+    recorder = StepMomentum()
+    model = DenseRegressor(hidden_sizes=[4], lr=LR, lr_scheduler="cyclic",
+                           lr_scheduler_kwargs={"max_lr": 0.05, "step_size_up": 2}, **model_kwargs)
+    make_trainer(max_epochs=EPOCHS, callbacks=[recorder], limit_val_batches=0).fit(
+        model, datamodule=ToyRegressionDataModule("linear", batch_size=10))
+    return recorder.steps
+
+
+def test_cyclic_cycles_momentum_inversely_to_the_rate_when_momentum_is_positive(make_trainer):
+    steps = step_momenta(make_trainer, optimizer="sgd", momentum=0.9)
+    rates, momenta = zip(*steps, strict=True)
     assert rates == pytest.approx([triangular(s, LR, 0.05, 2) for s in range(EPOCHS)], rel=1e-5)
+    # CyclicLR's defaults: momentum from max_momentum 0.9 at base_lr down to base_momentum 0.8 at max_lr
+    expected = [0.9 - 0.1 * (lr - LR) / (0.05 - LR) for lr in rates]
+    assert momenta == pytest.approx(expected, rel=1e-6)
+    assert min(momenta) == pytest.approx(0.8) and max(momenta) == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize(("model_kwargs", "momentum"), [
+    ({"optimizer": "sgd"}, 0.0),
+    ({"optimizer": "rmsprop"}, 0.0),
+    ({"optimizer": "adam"}, 0.9),  # Adam's betas[0], which CyclicLR would cycle too
+], ids=["sgd", "rmsprop", "adam"])
+def test_cyclic_keeps_momentum_constant_without_momentum(make_trainer, model_kwargs, momentum):
+    steps = step_momenta(make_trainer, **model_kwargs)
+    assert [m for _, m in steps] == [momentum] * EPOCHS
+    assert len({lr for lr, _ in steps}) > 1  # while the rate does cycle
 
 
 def test_nesterov_reaches_sgd():
     model = DenseClassifier(hidden_sizes=[8], optimizer="sgd", momentum=0.9, nesterov=True)
     optimizer = model.configure_optimizers()
     assert optimizer.defaults["nesterov"] is True and optimizer.defaults["momentum"] == 0.9
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop"])
+def test_momentum_reaches_the_optimizers_that_take_it(optimizer):
+    model = DenseClassifier(hidden_sizes=[8], optimizer=optimizer, momentum=0.7)
+    assert model.configure_optimizers().defaults["momentum"] == 0.7
 
 
 @pytest.mark.parametrize(
