@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint bench bench-bitmoji tensorboard clean-logs
+.PHONY: help demo test test-fast lint mutation bench bench-bitmoji tensorboard clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,20 @@ test-fast: $(VENV)/.dev ## run the tests not marked slow
 
 lint: $(VENV)/.dev ## ruff over the code
 	$(BIN)/ruff check .
+
+# mutmut in an environment of its own: it brings `rich`, and with `rich` importable Lightning changes its default
+# progress bar. That environment sees .venv's packages and the checkout (for the tests' subprocesses) through a .pth.
+MUTATION_VENV := .venv-mutation
+$(MUTATION_VENV)/.mutmut: $(VENV)/.dev
+	$(PYTHON) -m venv $(MUTATION_VENV)
+	{ echo "$(CURDIR)"; $(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])"; } \
+		> "$$($(MUTATION_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/lit_reg.pth"
+	$(MUTATION_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'mutmut>=3.8,<4'
+	touch $@
+
+mutation: $(MUTATION_VENV)/.mutmut ## mutation testing of the core modules (mutmut, hours on 2 cores; not in CI): mutants/report.md
+	$(MUTATION_VENV)/bin/mutmut run --max-children 2 $(MUTANTS)
+	$(MUTATION_VENV)/bin/python tools/mutation_report.py --out mutants/report.md
 
 bench: $(VENV)/.runtime ## one-epoch throughput: lit_reg fit vs hand loop, lecture pipeline, bare Lightning (minutes)
 	$(BIN)/python bench/throughput.py --json bench/throughput.json

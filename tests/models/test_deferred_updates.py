@@ -61,3 +61,10 @@ def test_reset_drops_what_is_pending():
 def test_bad_arguments_raise(kwargs, error, message):
     with pytest.raises(error, match=message):
         DeferredUpdates(**kwargs)
+
+
+def test_update_passes_keyword_arguments_on():
+    """The immediate path is the wrapped metric's own ``update``, keyword arguments included."""
+    wrapped = DeferredUpdates(MeanMetric())
+    wrapped.update(torch.tensor([1.0, 3.0]), weight=torch.tensor([3.0, 1.0]))
+    assert wrapped.compute().item() == pytest.approx(1.5)  # (1·3 + 3·1) / 4, not the unweighted 2.0
