@@ -81,3 +81,7 @@ def test_cli_sets_the_refresh_rate_and_accepts_no_progress_bar(in_tmp_dir):
     cli = build_cli(["fit", *TOY, "--trainer.enable_progress_bar", "false"])
     assert cli.trainer.progress_bar_callback is None and cli.trainer.state.finished
     assert any(isinstance(c, ProgressBarRefreshRate) for c in cli.trainer.callbacks)
+
+
+def test_default_refresh_rate_is_20_batches():
+    assert ProgressBarRefreshRate().refresh_rate == 20
