@@ -1,7 +1,7 @@
 """Bad input on the command line: one clear error naming the culprit, fast, with every existing file untouched.
 
 Each case runs ``lit-reg`` in-process (``cli_main``) from a folder holding tiny FashionMNIST files and an
-earlier run; the README's "When something is wrong" table lists the same cases (checked row by row below).
+earlier run; the "When something is wrong" table of docs/reliability.md lists the same cases (checked row by row below).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from lit_reg.cli import build_cli, check_checkpoint_file, cli_main
 from tests.datamodules.image_trees import write_tree
 from tests.helpers.http_server import serve_silence
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+RELIABILITY_DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 #: the one line ``cli_main`` prints for an error of status 1
 ERROR_LINE = re.compile(r"^lit-reg: error: (?P<message>.+) \(set LIT_REG_TRACEBACK=1 to see the full traceback\)$")
 #: CPU seconds a case may take ("within a second or two"; about 1 s here, the diverging run included), and a
@@ -174,9 +174,9 @@ def test_bad_input_is_one_clear_error(workspace, no_network, capsys, case, args,
     assert not [k for k in after if k not in before and not k.startswith("logs/")]  # nothing new outside logs/
 
 
-#: README's "When something is wrong" table, row by row (its first column) → the cases (ids in CASES) or the
-#: tests of this module that pin it
-README_ROWS = {
+#: the "When something is wrong" table of docs/reliability.md, row by row (its first column) → the cases (ids in
+#: CASES) or the tests of this module that pin it
+TABLE_ROWS = {
     "data folder missing, `--data.download false`": ["missing data dir, download off"],
     "data folder missing, download on, no network": [
         "missing data dir, download on, no network", "test_download_from_a_mirror_that_never_answers_times_out"],
@@ -207,29 +207,29 @@ README_ROWS = {
 }
 
 
-def readme_table_rows() -> list[str]:
-    """The first column of each row of README's "When something is wrong" table."""
-    section = README.read_text().split("\n## When something is wrong\n", 1)[1].split("\n## ", 1)[0]
+def table_rows() -> list[str]:
+    """The first column of each row of the "When something is wrong" table of docs/reliability.md."""
+    section = RELIABILITY_DOC.read_text().split("\n## When something is wrong\n", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("|")][2:]  # after the header and |---|
     return [row.split(" | ", 1)[0].removeprefix("| ").strip() for row in rows]
 
 
-def test_every_readme_table_row_has_a_case_and_every_case_a_row():
-    rows = readme_table_rows()
+def test_every_row_of_the_bad_input_table_has_a_case_and_every_case_a_row():
+    rows = table_rows()
     assert len(rows) == len(set(rows))
-    assert set(rows) == set(README_ROWS), "README's table and README_ROWS differ"
+    assert set(rows) == set(TABLE_ROWS), "docs/reliability.md's table and TABLE_ROWS differ"
     case_ids = [case[0] for case in CASES]
     tests = {name for name, value in globals().items() if name.startswith("test_") and callable(value)}
-    pinned = [pin for pins in README_ROWS.values() for pin in pins]
+    pinned = [pin for pins in TABLE_ROWS.values() for pin in pins]
     assert [pin for pin in pinned if pin not in case_ids and pin not in tests] == []
     assert [case for case in case_ids if case not in pinned] == []  # every case is a row of the table
 
 
-@pytest.mark.parametrize("row", list(README_ROWS))
-def test_options_named_in_the_readme_row_are_the_ones_the_case_passes(row):
+@pytest.mark.parametrize("row", list(TABLE_ROWS))
+def test_options_named_in_a_table_row_are_the_ones_the_case_passes(row):
     """Each ``--option value`` the table's first column shows is passed, as written, by one of the row's cases."""
     args_of = {case[0]: case[1] for case in CASES}
-    cases = [args_of[pin] for pin in README_ROWS[row] if pin in args_of]
+    cases = [args_of[pin] for pin in TABLE_ROWS[row] if pin in args_of]
     for option in (span for span in re.findall(r"`([^`]+)`", row) if span.startswith("--")):
         words = shlex.split(option)
         assert any(args[i:i + len(words)] == words for args in cases for i in range(len(args))), (row, option)
@@ -248,7 +248,7 @@ def test_traceback_variable_reraises_the_original_error(workspace, monkeypatch, 
 
 
 def test_download_timeout_defaults_to_ten_seconds():
-    """README: "sockets time out after `download_timeout`, 10 s"."""
+    """docs/reliability.md: "sockets time out after `download_timeout`, 10 s"."""
     for datamodule in (FashionMNISTDataModule, AnimalFacesDataModule):
         assert inspect.signature(datamodule).parameters["download_timeout"].default == 10.0
 

@@ -130,7 +130,7 @@ def test_readme_ddp_fork_command_trains_and_prints_where_the_run_went(tmp_path, 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "lit_reg", "fit", "--config", str(repo_root / "configs" / "toy_regression.yaml"),
                "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp_fork",
-               "--trainer.max_epochs", "3"]  # the README's command, made short
+               "--trainer.max_epochs", "3"]  # the command in README and docs/reliability.md, made short
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 
