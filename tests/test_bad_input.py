@@ -255,13 +255,13 @@ def test_download_timeout_defaults_to_ten_seconds():
 
 def test_download_from_a_mirror_that_never_answers_times_out(in_tmp_dir, monkeypatch, capsys):
     """A mirror that accepts the connection and never sends a byte: ``--data.download_timeout`` ends the wait."""
-    with serve_silence(lifetime_s=10) as (url, connections):
+    with serve_silence(lifetime_s=10) as (url, requests):
         monkeypatch.setattr(FashionMNIST, "mirrors", [url])
         start = time.monotonic()
         error = raised_by(lambda: cli_main(["fit", *FASHION, "--data.data_dir", "nowhere", "--data.download", "true",
                                             "--data.download_timeout", "0.5"]))
         elapsed = time.monotonic() - start
-        assert connections  # it did reach the server
+        assert requests  # it did reach the server
     assert elapsed < 5.0
     assert isinstance(error, SystemExit) and error.code == 1, repr(error)
     lines = lit_reg_lines(capsys.readouterr().err)
@@ -272,12 +272,12 @@ def test_download_from_a_mirror_that_never_answers_times_out(in_tmp_dir, monkeyp
 
 def test_animal_faces_download_from_a_server_that_never_answers_times_out(tmp_path):
     data_dir = tmp_path / "data"
-    with serve_silence(lifetime_s=10) as (url, connections):
+    with serve_silence(lifetime_s=10) as (url, requests):
         datamodule = AnimalFacesDataModule(str(data_dir), url=f"{url}afhq.zip", download_timeout=0.5, cache_dir=None)
         start = time.monotonic()
         error = raised_by(datamodule.prepare_data)
         elapsed = time.monotonic() - start
-        assert connections
+        assert requests
     assert elapsed < 5.0
     assert type(error) is RuntimeError, repr(error)
     assert re.match(rf"Downloading the Animal Faces archive afhq\.zip from {url}afhq\.zip into {data_dir}/ failed "

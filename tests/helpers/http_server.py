@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 
@@ -68,43 +66,33 @@ def serve_dropping_connection(payload: bytes) -> Iterator[tuple[str, list[str]]]
         yield url, requests
 
 
+
+class _SilentHandler(http.server.BaseHTTPRequestHandler):
+    """Reads the request and never answers: waits until ``released`` is set or ``lifetime_s`` has passed."""
+
+    released: threading.Event
+    lifetime_s: float
+    requests: list[str]
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.requests.append(f"{self.command} {self.path}")
+        self.released.wait(self.lifetime_s)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
 @contextlib.contextmanager
-def serve_silence(lifetime_s: float = 30.0, max_connections: int = 16) -> Iterator[tuple[str, list[str]]]:
-    """A server on 127.0.0.1 that accepts TCP connections and never sends a byte (a mirror that hangs).
-
-    Yields ``(base_url, connections)``; ``connections`` gets one ``"host:port"`` per accepted connection. It holds
-    at most ``max_connections`` open (more are closed at once), and closes them all and stops listening when the
-    block ends or ``lifetime_s`` seconds after it started, whichever comes first, so a client without a timeout
-    is cut off rather than left hanging.
-    """
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)
-    stop = threading.Event()
-    connections: list[str] = []
-
-    def hold() -> None:
-        held: list[socket.socket] = []
-        deadline = time.monotonic() + lifetime_s
+def serve_silence(lifetime_s: float = 30.0) -> Iterator[tuple[str, list[str]]]:
+    """A server on 127.0.0.1 that takes every GET and never sends a byte back (a mirror that hangs); yields
+    ``(base_url, requests)`` like :func:`serve_directory`. Each held request is let go when the block ends or
+    ``lifetime_s`` seconds after it came, whichever is first, so a client without a timeout is not left hanging."""
+    requests: list[str] = []
+    released = threading.Event()
+    handler = type("Handler", (_SilentHandler,), {"requests": requests, "released": released, "lifetime_s": lifetime_s})
+    with _serve(handler) as url:
         try:
-            while not stop.is_set() and time.monotonic() < deadline:
-                try:
-                    conn, peer = listener.accept()
-                except TimeoutError:
-                    continue
-                if len(held) >= max_connections:
-                    conn.close()
-                    continue
-                held.append(conn)
-                connections.append(f"{peer[0]}:{peer[1]}")
+            yield url, requests
         finally:
-            for conn in held:
-                conn.close()
-            listener.close()
-
-    thread = threading.Thread(target=hold, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/", connections
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+            released.set()
