@@ -18,24 +18,8 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.plugins import TorchCheckpointIO
 
-from datamodules.base import InMemoryDataModule
 from lit_reg import DenseClassifier, DenseRegressor, default_callbacks, default_logger
-
-
-class IndexData(InMemoryDataModule):
-    """Inputs are the sample indices (so ranks can report what they saw); labels are index % 3."""
-
-    input_size = 1
-    num_classes = 3
-
-    def __init__(self, size: int = 64, batch_size: int = 8) -> None:
-        super().__init__(batch_size=batch_size)
-        self.size = size
-
-    def load_splits(self):
-        x = torch.arange(self.size, dtype=torch.float32).unsqueeze(1)
-        y = torch.arange(self.size) % 3
-        return {"train": (x, y), "val": (x, y), "test": (x, y)}
+from tests.helpers.index_data import IndexData
 
 
 class RecordIndices(Callback):
@@ -87,7 +71,7 @@ def test_ranks_read_disjoint_shards_and_validation_matches_one_process(tmp_path)
     torch.save(model.state_dict(), tmp_path / "weights.pt")
     ddp = trainer(strategy="ddp_fork", devices=2, max_epochs=1, callbacks=[RecordIndices(str(tmp_path))],
                   num_sanity_val_steps=0, limit_val_batches=0)
-    ddp.fit(model, datamodule=IndexData())
+    ddp.fit(model, datamodule=IndexData(batch_size=8))
     shards = [set(torch.load(tmp_path / f"rank{r}.pt")) for r in (0, 1)]
     assert shards[0].isdisjoint(shards[1])
     assert shards[0] | shards[1] == set(range(64))
@@ -97,8 +81,8 @@ def test_ranks_read_disjoint_shards_and_validation_matches_one_process(tmp_path)
         model.load_state_dict(torch.load(tmp_path / "weights.pt"))
         return model
 
-    (single,) = trainer(devices=1).validate(fresh(), datamodule=IndexData(), verbose=False)
-    (multi,) = trainer(strategy="ddp_fork", devices=2).validate(fresh(), datamodule=IndexData(), verbose=False)
+    (single,) = trainer(devices=1).validate(fresh(), datamodule=IndexData(batch_size=8), verbose=False)
+    (multi,) = trainer(strategy="ddp_fork", devices=2).validate(fresh(), datamodule=IndexData(batch_size=8), verbose=False)
     assert multi["val_acc"] == pytest.approx(single["val_acc"], abs=1e-6)
     assert multi["val_loss"] == pytest.approx(single["val_loss"], abs=1e-5)
 
@@ -112,7 +96,7 @@ def test_only_rank_0_writes_checkpoints(tmp_path):
                      enable_model_summary=False, logger=default_logger("DenseClassifier", save_dir=str(tmp_path)),
                      callbacks=[*default_callbacks(), RecordRanks(str(records))],
                      plugins=[RankRecordingCheckpointIO(str(records))])
-    ddp.fit(model, datamodule=IndexData())
+    ddp.fit(model, datamodule=IndexData(batch_size=8))
     assert sorted(p.name for p in records.iterdir()) == ["saved_by_rank0.txt", "trained_rank0", "trained_rank1"]
     saved = (records / "saved_by_rank0.txt").read_text().split()
     assert saved.count("last.ckpt") == 3  # every epoch, by rank 0 only

@@ -6,7 +6,8 @@ import pytorch_lightning as pl
 import torch
 
 from datamodules import FashionMNISTDataModule
-from datamodules.base import BatchTensorDataset, EpochRandomSampler, InMemoryDataModule
+from datamodules.base import BatchTensorDataset, EpochRandomSampler
+from tests.helpers.index_data import IndexData
 from tests.helpers.reference import reference_loader
 
 
@@ -109,21 +110,6 @@ def test_order_ignores_the_global_rng_state():
     assert orders[0] == orders[1]
 
 
-class IndexData(InMemoryDataModule):
-    """``num_samples`` samples whose input is their own index, so a batch says which samples it holds."""
-
-    input_size = 1
-    output_size = 1
-
-    def __init__(self, num_samples: int = 12, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.num_samples = num_samples
-
-    def load_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        index = torch.arange(self.num_samples, dtype=torch.float32).unsqueeze(1)
-        return {"train": (index, torch.zeros_like(index)), "val": (index, torch.zeros_like(index))}
-
-
 class RecordBatches(pl.LightningModule):
     """Records the sample indices of every training batch, per epoch."""
 
@@ -133,9 +119,9 @@ class RecordBatches(pl.LightningModule):
         self.seen: dict[int, list[int]] = {}
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
+        x, _ = batch
         self.seen.setdefault(self.current_epoch, []).extend(x.flatten().long().tolist())
-        return torch.nn.functional.mse_loss(self.layer(x), y)
+        return self.layer(x).mean()  # nothing to learn (lr 0): only the order matters
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.0)
@@ -144,7 +130,8 @@ class RecordBatches(pl.LightningModule):
 def fit_orders(make_trainer, global_seed: int, seed: int = 3, epochs: int = 3) -> dict[int, list[int]]:
     pl.seed_everything(global_seed, verbose=False)
     model = RecordBatches()
-    make_trainer(max_epochs=epochs, limit_val_batches=0).fit(model, datamodule=IndexData(batch_size=4, seed=seed))
+    data = IndexData(size=12, batch_size=4, seed=seed)
+    make_trainer(max_epochs=epochs, limit_val_batches=0).fit(model, datamodule=data)
     return model.seen
 
 
