@@ -82,7 +82,8 @@ def test_ranks_read_disjoint_shards_and_validation_matches_one_process(tmp_path)
         return model
 
     (single,) = trainer(devices=1).validate(fresh(), datamodule=IndexData(batch_size=8), verbose=False)
-    (multi,) = trainer(strategy="ddp_fork", devices=2).validate(fresh(), datamodule=IndexData(batch_size=8), verbose=False)
+    ddp = trainer(strategy="ddp_fork", devices=2)
+    (multi,) = ddp.validate(fresh(), datamodule=IndexData(batch_size=8), verbose=False)
     assert multi["val_acc"] == pytest.approx(single["val_acc"], abs=1e-6)
     assert multi["val_loss"] == pytest.approx(single["val_loss"], abs=1e-5)
 
