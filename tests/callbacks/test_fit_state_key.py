@@ -89,3 +89,19 @@ def test_an_interrupted_fit_leaves_no_stale_key(tmp_path):
         fit(tmp_path, [stopping], model=FailingRegressor(input_size=1, output_size=1, hidden_sizes=[4]))
     stopping.monitor = "val_mse"
     assert stopping.state_key == "EarlyStopping{'monitor': 'val_mse', 'mode': 'min'}"
+
+
+class FailingLater(DenseRegressor):
+    def training_step(self, batch, batch_idx):
+        if self.global_step == 3:
+            raise RuntimeError("boom")
+        return super().training_step(batch, batch_idx)
+
+
+def test_save_on_exception_still_saves_through_the_cached_key_subclass(tmp_path):
+    """The mixin's ``on_exception`` hands the trainer on to Lightning's, which writes the checkpoint."""
+    checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpts"), save_on_exception=True)
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(tmp_path, [checkpoint], model=FailingLater(input_size=1, output_size=1, hidden_sizes=[4]))
+    (saved,) = (tmp_path / "ckpts").glob("*.ckpt")
+    assert torch.load(saved, weights_only=False)["global_step"] == 3
