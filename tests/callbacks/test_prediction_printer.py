@@ -63,8 +63,12 @@ def test_print_batch_writes_name_class_and_rounded_probability():
 def test_printer_needs_labels_and_paths():
     printer = PredictionPrinter()
     model = BitmojiClassifier(input_size=2, hidden_sizes=[2])
-    with pytest.raises(ValueError, match="'labels' and 'confidence'"):
+    with pytest.raises(ValueError, match=re.escape("PredictionPrinter needs predict_step to return a dict with "
+                                                   "'labels' and 'confidence'; BitmojiClassifier returned Tensor")):
         printer.write_on_batch_end(None, model, torch.zeros(2), None, (torch.zeros(2, 2), ["a", "b"]), 0, 0)
-    with pytest.raises(ValueError, match=r"batches of \(inputs, paths\)"):
-        printer.write_on_batch_end(None, model, {"labels": ["a"], "confidence": torch.ones(1)}, None,
-                                   torch.zeros(1, 2), 0, 0)
+    prediction = {"labels": ["a"], "confidence": torch.ones(1)}
+    message = re.escape("PredictionPrinter needs predict batches of (inputs, paths), e.g. from "
+                        "ImageFolderDataModule(predict_dir=...)")
+    for batch in (torch.zeros(1, 2), (torch.zeros(1, 2),), (torch.zeros(1, 2), torch.zeros(1))):
+        with pytest.raises(ValueError, match=f"^{message}$"):
+            printer.write_on_batch_end(None, model, prediction, None, batch, 0, 0)

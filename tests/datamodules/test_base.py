@@ -143,3 +143,16 @@ def test_fit_sees_a_new_order_every_epoch_set_by_seed_and_epoch_only(make_traine
     assert seen == {epoch: epoch_order(EpochRandomSampler(range(12), seed=3), epoch) for epoch in range(3)}
     assert fit_orders(make_trainer, global_seed=1) == seen  # another global seed: the same batches
     assert fit_orders(make_trainer, global_seed=0, seed=4) != seen
+
+
+def test_batch_dataset_to_another_device_moves_inputs_and_tensor_targets_only():
+    """``to`` on another device (``meta``, which needs no GPU) gives a new dataset there; file-name targets stay."""
+    ds = BatchTensorDataset(torch.arange(6).view(3, 2), torch.arange(3))
+    moved = ds.to("meta")
+    assert moved is not ds and moved.inputs.device.type == "meta" and moved.targets.device.type == "meta"
+    assert moved.inputs.shape == (3, 2) and moved.targets.shape == (3,)
+    assert moved.to(torch.device("meta")) is moved
+    named = BatchTensorDataset(torch.zeros(2, 1), ["a.png", "b.png"])
+    moved_named = named.to("meta")
+    assert moved_named.inputs.device.type == "meta" and moved_named.targets == ["a.png", "b.png"]
+    assert named.to("cpu") is named

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 import pytorch_lightning as pl
@@ -141,3 +142,22 @@ def test_momentum_reaches_the_optimizers_that_take_it(optimizer):
 def test_invalid_scheduler_and_optimizer_options_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DenseRegressor(**kwargs)
+
+
+@pytest.mark.parametrize("max_epochs", [-1, None])
+def test_cosine_needs_t_max_when_the_epochs_are_unbounded(make_trainer, max_epochs):
+    model = DenseRegressor(hidden_sizes=[4], lr_scheduler="cosine")
+    trainer = make_trainer(max_epochs=max_epochs, max_steps=3)
+    model.trainer = trainer
+    message = "lr_scheduler='cosine' needs `lr_scheduler_kwargs` T_max when max_epochs is not set"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        model.configure_optimizers()
+    with_t_max = DenseRegressor(hidden_sizes=[4], lr_scheduler="cosine", lr_scheduler_kwargs={"T_max": 7})
+    with_t_max.trainer = trainer
+    assert with_t_max.configure_optimizers()["lr_scheduler"]["scheduler"].T_max == 7
+
+
+def test_cosine_t_max_is_max_epochs_even_for_one_epoch(make_trainer):
+    model = DenseRegressor(hidden_sizes=[4], lr_scheduler="cosine")
+    model.trainer = make_trainer(max_epochs=1)
+    assert model.configure_optimizers()["lr_scheduler"]["scheduler"].T_max == 1
