@@ -309,6 +309,37 @@ def test_checkpoint_check_names_both_classes(workspace):
                        torch.load(path, weights_only=True)["state_dict"]["net.0.weight"])
 
 
+
+def test_unreadable_checkpoint_error_names_the_loaders_error(tmp_path):
+    """The message carries torch's own error type and text (whitespace collapsed, at most 200 characters)."""
+    path = tmp_path / "bad.ckpt"
+    path.write_bytes(b"not a checkpoint\n\nat all")
+    try:
+        torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # noqa: BLE001 - whatever torch raises is what the message must name
+        expected = f"({type(err).__name__}: {' '.join(str(err).split())[:200]}): it is truncated"
+    error = raised_by(lambda: check_checkpoint_file(str(path)))
+    assert type(error) is ValueError and expected in str(error), str(error)
+
+
+class _RunsCode:
+    """Unpickling it would create ``marker``: what a malicious checkpoint could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unread(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": _RunsCode(marker)}, path)
+    error = raised_by(lambda: check_checkpoint_file(str(path)))
+    assert type(error) is ValueError and "cannot be read" in str(error), repr(error)
+    assert not marker.exists()
+
 def test_resuming_from_a_checkpoint_of_another_class_in_a_script(workspace, make_trainer):
     from datamodules import ToyRegressionDataModule
     from lit_reg.models import DenseClassifier, DenseRegressor

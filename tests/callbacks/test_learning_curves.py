@@ -69,6 +69,8 @@ def test_state_dict_round_trip():
     restored.load_state_dict(curves.state_dict())
     assert restored.history == curves.history and restored.best_epoch == 1
     assert LearningCurves(monitor="val_acc", mode="max").state_key != curves.state_key
+    restored.load_state_dict({})  # a checkpoint saved before the callback was added: no history
+    assert restored.history == {}
 
 
 def test_state_key_is_lightnings_format_and_follows_monitor_and_mode():

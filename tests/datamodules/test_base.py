@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 
 from datamodules import FashionMNISTDataModule
-from datamodules.base import BatchTensorDataset, EpochRandomSampler
+from datamodules.base import BatchTensorDataset, EpochRandomSampler, stratified_split_indices
 from tests.helpers.index_data import IndexData
 from tests.helpers.reference import reference_loader
 
@@ -156,3 +156,11 @@ def test_batch_dataset_to_another_device_moves_inputs_and_tensor_targets_only():
     moved_named = named.to("meta")
     assert moved_named.inputs.device.type == "meta" and moved_named.targets == ["a.png", "b.png"]
     assert named.to("cpu") is named
+
+
+def test_stratified_split_keeps_each_class_share_with_three_classes():
+    targets = torch.tensor([0] * 10 + [1] * 20 + [2] * 30)
+    train, val = stratified_split_indices(targets, 0.1, seed=0)
+    assert targets[val].tolist() == [0, 1, 1, 2, 2, 2]
+    assert torch.bincount(targets[train]).tolist() == [9, 18, 27]
+    assert sorted(torch.cat([train, val]).tolist()) == list(range(60))
