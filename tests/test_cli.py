@@ -1,13 +1,17 @@
+import re
 import subprocess
 import sys
+from argparse import ArgumentError
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from jsonargparse import ArgumentParser
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lit_reg.callbacks import LearningCurves
-from lit_reg.cli import build_cli
+from lit_reg.cli import _raised_in, build_cli, check_checkpoint_file, innermost_message
 from lit_reg.models import DenseClassifier, DenseRegressor
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -153,3 +157,36 @@ def test_checkpoint_saved_from_a_script_works_with_the_cli(in_tmp_dir, make_trai
                      "script.ckpt", *QUIET])
     assert cli.model.hparams.hidden_sizes == [7] and cli.model.hparams.activation == "tanh"
     assert set(cli.trainer.logged_metrics) == {"test_loss", "test_mae", "test_r2"}
+
+
+def test_error_messages_come_from_the_error_jsonargparse_wrapped():
+    """``innermost_message`` looks through the errors jsonargparse raised to the one it wrapped."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--x", type=int)
+    try:
+        try:
+            raise ValueError("`dropout` must be in [0.0, 1.0),\n  got 1.5")
+        except ValueError:
+            parser.parse_args(["--x", "not-an-int"])  # raised inside jsonargparse, the ValueError as its context
+    except ArgumentError as outer:
+        wrapped = outer
+    assert _raised_in(wrapped, "jsonargparse") and not _raised_in(wrapped, "lit_reg")
+    assert innermost_message(wrapped) == "`dropout` must be in [0.0, 1.0), got 1.5"
+    assert innermost_message(ValueError("plain  one")) == "plain one"  # not from jsonargparse: itself
+
+
+def test_checkpoint_check_compares_class_names_not_module_paths(tmp_path):
+    """A class moved between modules (``lit_reg.models.classifier.X`` vs ``lit_reg.X``) is the same class; a
+    checkpoint without hyperparameters or a class path is not checked."""
+    path = tmp_path / "x.ckpt"
+    torch.save({"hyper_parameters": {"_class_path": "lit_reg.models.classifier.DenseClassifier"}}, path)
+    assert check_checkpoint_file(str(path), "lit_reg.DenseClassifier")["hyper_parameters"]
+    with pytest.raises(ValueError, match=re.escape("pass --model DenseClassifier or a checkpoint of DenseRegressor.")):
+        check_checkpoint_file(str(path), "lit_reg.models.regressor.DenseRegressor")
+    with pytest.raises(ValueError, match=re.escape("--model DenseClassifier or a checkpoint of DenseRegressor.")):
+        check_checkpoint_file(str(path), "DenseRegressor")
+    torch.save({"hyper_parameters": {"_class_path": "DenseClassifier"}}, path)
+    with pytest.raises(ValueError, match=re.escape("--model DenseClassifier or a checkpoint of DenseRegressor.")):
+        check_checkpoint_file(str(path), "lit_reg.DenseRegressor")
+    torch.save({"state_dict": {}}, path)
+    assert check_checkpoint_file(str(path), "lit_reg.DenseRegressor") == {"state_dict": {}}

@@ -64,6 +64,8 @@ def test_predict_gives_each_sample_its_class_and_the_confidence_of_that_class():
     torch.testing.assert_close(out["probs"], torch.stack([dog, cat]))  # always the probability of classes[1]
     assert out["preds"].tolist() == [1, 0] and out["labels"] == ["dog", "cat"]
     torch.testing.assert_close(out["confidence"], torch.stack([dog, 1 - cat]))
+    tie = model.predict_step(torch.tensor([[1.0, 0.0]]), 0)  # logit 0, probability 0.5: the negative class,
+    assert tie["labels"] == ["cat"] and tie["preds"].tolist() == [0]  # as BinaryAccuracy counts it
 
 
 def test_overfits_a_small_batch_and_logs_per_stage_metrics(bitmoji_tree, tmp_path, make_trainer):
