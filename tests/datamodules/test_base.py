@@ -164,3 +164,14 @@ def test_stratified_split_keeps_each_class_share_with_three_classes():
     assert targets[val].tolist() == [0, 1, 1, 2, 2, 2]
     assert torch.bincount(targets[train]).tolist() == [9, 18, 27]
     assert sorted(torch.cat([train, val]).tolist()) == list(range(60))
+
+
+def test_normalization_follows_a_new_mean_or_a_new_std_alone(fashion_root):
+    dm = FashionMNISTDataModule(str(fashion_root), download=False)
+    dm.setup()
+    x = dm.datasets["test"].inputs
+    dm.transform_inputs(x)  # the statistics are now cached
+    dm.mean = torch.tensor([0.5])
+    torch.testing.assert_close(dm.transform_inputs(x), (x.float() / 255 - 0.5) / dm.std, rtol=1e-6, atol=1e-6)
+    dm.std = torch.tensor([0.25])
+    torch.testing.assert_close(dm.transform_inputs(x), (x.float() / 255 - 0.5) / 0.25, rtol=1e-6, atol=1e-6)

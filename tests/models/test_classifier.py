@@ -94,3 +94,12 @@ def test_setattr_shortcut_keeps_module_registration():
     model.extra = torch.nn.Linear(2, 2)  # every other attribute still goes through nn.Module
     model.scale = torch.nn.Parameter(torch.ones(1))
     assert "extra" in dict(model.named_children()) and "scale" in dict(model.named_parameters())
+
+
+def test_accuracy_is_the_share_of_correct_samples_not_a_mean_over_classes():
+    """micro accuracy: 3 of 4 right is 0.75, where a mean of per-class recalls (macro) would give 0.5."""
+    model = DenseClassifier(input_size=2, num_classes=3, hidden_sizes=[2])
+    always_class_0 = torch.tensor([[5.0, 0.0, 0.0]] * 4)
+    for metric in model.val_metrics.values(copy_state=False):
+        metric.defer(always_class_0, torch.tensor([0, 0, 0, 1]))
+    assert model.val_metrics.compute()["val_acc"].item() == pytest.approx(0.75)
