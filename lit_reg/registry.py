@@ -39,11 +39,12 @@ LR_SCHEDULERS: dict[str, type] = {
     "exponential": torch.optim.lr_scheduler.ExponentialLR,
     "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
     "cyclic": torch.optim.lr_scheduler.CyclicLR,
+    "onecycle": torch.optim.lr_scheduler.OneCycleLR,
     "plateau": torch.optim.lr_scheduler.ReduceLROnPlateau,
 }
 
 #: schedulers stepped after every batch (Lightning ``interval="step"``); the others step once per epoch
-STEP_SCHEDULERS = ("cyclic",)
+STEP_SCHEDULERS = ("cyclic", "onecycle")
 
 #: weight initializations of the ``nn.Linear`` layers (biases are set to zero); ``default`` keeps PyTorch's
 INITS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {

@@ -26,7 +26,11 @@ from lit_reg.registry import (
 STAGES = ("train", "val", "test")
 
 #: scheduler arguments lit_reg fills in when ``lr_scheduler_kwargs`` leaves them out (see ``_scheduler_config``)
-FILLED_SCHEDULER_ARGUMENTS = {"cosine": ("T_max",), "cyclic": ("base_lr", "cycle_momentum")}
+FILLED_SCHEDULER_ARGUMENTS = {
+    "cosine": ("T_max",),
+    "cyclic": ("base_lr", "cycle_momentum"),
+    "onecycle": ("max_lr", "total_steps", "cycle_momentum"),
+}
 
 
 def deferred(metrics: MetricCollection, prefix: str) -> MetricCollection:
@@ -92,8 +96,10 @@ class RegularizedModule(pl.LightningModule):
             ``gamma = e^(−k)``), ``cosine`` (``CosineAnnealingLR``; ``T_max`` defaults to
             ``trainer.max_epochs``), ``cyclic`` (``CyclicLR``, triangular between ``base_lr``, default
             ``lr``, and ``max_lr``, stepped every batch; momentum is cycled only when ``momentum > 0``)
-            or ``plateau`` (``ReduceLROnPlateau`` on ``val_loss``). Every scheduler but ``cyclic`` steps
-            once per epoch.
+            ``onecycle`` (``OneCycleLR``: warm up to ``max_lr``, default ``lr``, then anneal far below it over
+            ``total_steps``, default the whole fit, ``trainer.estimated_stepping_batches``; stepped every batch;
+            momentum is cycled only when ``momentum > 0``) or ``plateau`` (``ReduceLROnPlateau`` on
+            ``val_loss``). Every scheduler but ``cyclic`` and ``onecycle`` steps once per epoch.
         lr_scheduler_kwargs: the torch scheduler's own arguments, e.g. ``{"step_size": 10}``; a key it
             does not take, or a missing required one, raises ``ValueError``.
         init: initialization of the ``Linear`` weights (see :func:`~lit_reg.models.dense.build_dense_stack`).
@@ -340,6 +346,15 @@ class RegularizedModule(pl.LightningModule):
             kwargs.setdefault("T_max", self.trainer.max_epochs)
         if name == "cyclic":
             kwargs.setdefault("base_lr", self.hparams.lr)
+            kwargs.setdefault("cycle_momentum", self.hparams.momentum > 0)
+        if name == "onecycle":
+            kwargs.setdefault("max_lr", self.hparams.lr)
+            if "total_steps" not in kwargs:
+                steps = self.trainer.estimated_stepping_batches
+                if steps == float("inf"):
+                    raise ValueError("lr_scheduler='onecycle' needs `lr_scheduler_kwargs` total_steps when neither "
+                                     "max_epochs nor max_steps is set")
+                kwargs["total_steps"] = int(steps)
             kwargs.setdefault("cycle_momentum", self.hparams.momentum > 0)
         config: dict[str, Any] = {
             "scheduler": self.scheduler_cls(optimizer, **kwargs),

@@ -113,6 +113,39 @@ def test_cyclic_keeps_momentum_constant_without_momentum(make_trainer, model_kwa
     assert len({lr for lr, _ in steps}) > 1  # while the rate does cycle
 
 
+def one_cycle(step: int, total: int, peak: float, pct_start: float = 0.3, div: float = 25.0,
+              final_div: float = 1e4) -> float:
+    """OneCycleLR's cosine schedule with its defaults: peak/div up to peak, then down to peak/div/final_div."""
+    start, end, turn = peak / div, peak / div / final_div, pct_start * total - 1
+
+    def cosine(high: float, low: float, fraction: float) -> float:
+        return low + (high - low) * (1 + math.cos(math.pi * fraction)) / 2
+
+    if step <= turn:
+        return cosine(start, peak, step / turn)
+    return cosine(peak, end, (step - turn) / (total - 1 - turn))
+
+
+def test_onecycle_spans_the_whole_fit_and_peaks_at_lr(make_trainer):
+    """total_steps defaults to every batch of the fit (EPOCHS epochs × 2 batches), max_lr to ``lr``; stepped per batch."""
+    recorder = StepMomentum()
+    model = DenseRegressor(hidden_sizes=[4], lr=LR, lr_scheduler="onecycle")
+    make_trainer(max_epochs=EPOCHS, callbacks=[recorder], limit_val_batches=0).fit(
+        model, datamodule=ToyRegressionDataModule("linear", batch_size=5))
+    rates = [lr for lr, _ in recorder.steps]
+    total = 2 * EPOCHS
+    assert rates == pytest.approx([one_cycle(s, total, LR) for s in range(total)], rel=1e-5)
+    assert rates[0] == pytest.approx(LR / 25) and 0.99 * LR < max(rates) <= LR  # the peak falls between two steps
+    assert [m for _, m in recorder.steps] == [0.9] * total  # Adam's betas[0] is not cycled without momentum
+
+
+def test_onecycle_needs_total_steps_when_the_fit_is_unbounded(make_trainer):
+    model = DenseRegressor(hidden_sizes=[4], lr_scheduler="onecycle")
+    model.trainer = make_trainer(max_epochs=-1)
+    with pytest.raises(ValueError, match="lr_scheduler='onecycle' needs `lr_scheduler_kwargs` total_steps"):
+        model.configure_optimizers()
+
+
 def test_nesterov_reaches_sgd():
     model = DenseClassifier(hidden_sizes=[8], optimizer="sgd", momentum=0.9, nesterov=True)
     optimizer = model.configure_optimizers()
@@ -129,7 +162,8 @@ def test_momentum_reaches_the_optimizers_that_take_it(optimizer):
     ("kwargs", "message"),
     [
         ({"lr_scheduler": "warmup"},
-         r"`lr_scheduler` must be one of \['cosine', 'cyclic', 'exponential', 'plateau', 'step'\], got 'warmup'"),
+         r"`lr_scheduler` must be one of \['cosine', 'cyclic', 'exponential', 'onecycle', 'plateau', 'step'\], "
+         r"got 'warmup'"),
         ({"lr_scheduler": "step", "lr_scheduler_kwargs": {"step_size": 2, "decay": 0.5}},
          r"`lr_scheduler_kwargs` has \['decay'\], which lr_scheduler='step' \(StepLR\) does not take"),
         ({"lr_scheduler": "step"}, r"`lr_scheduler_kwargs` must give \['step_size'\] for lr_scheduler='step'"),
