@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from datamodules.augment import BatchAugmentation, check_rotation, seeded_rotation
+
 SPLITS = ("train", "val", "test")
 
 
@@ -142,6 +144,36 @@ def stratified_split_indices(targets: Tensor, val_fraction: float, seed: int) ->
     return torch.cat(train_parts).sort().values, torch.cat(val_parts).sort().values
 
 
+def balanced_subset_indices(targets: Tensor, size: int, seed: int) -> Tensor:
+    """Seeded subset of ``size`` positions into ``targets`` with every class as equally represented as possible.
+
+    Each of the k classes gets ``size // k`` samples, the first ``size % k`` classes (in label order) one more,
+    drawn at random (seeded) from that class; the positions come back sorted.
+
+    Raises:
+        ValueError: if ``size`` exceeds ``len(targets)`` or a class has fewer samples than its share.
+
+    Example:
+        >>> targets = torch.tensor([0, 1] * 10 + [2] * 5)
+        >>> subset = balanced_subset_indices(targets, 9, seed=0)
+        >>> torch.bincount(targets[subset]).tolist()
+        [3, 3, 3]
+    """
+    if size > len(targets):
+        raise ValueError(f"`train_size`={size} is larger than the training split, which has {len(targets)} samples")
+    labels = torch.unique(targets).tolist()
+    generator = torch.Generator().manual_seed(seed)
+    parts = []
+    for rank, label in enumerate(labels):
+        members = torch.nonzero(targets == label).flatten()
+        share = size // len(labels) + (1 if rank < size % len(labels) else 0)
+        if share > len(members):
+            raise ValueError(f"`train_size`={size} needs {share} samples of class {label}, but the training split "
+                             f"has {len(members)}; pick a train_size of at most {len(members) * len(labels)}")
+        parts.append(members[torch.randperm(len(members), generator=generator)[:share]])
+    return torch.cat(parts).sort().values
+
+
 def _histogram_mean_std(values_uint8: Tensor) -> tuple[Tensor, Tensor]:
     counts = torch.bincount(values_uint8.reshape(-1), minlength=256).double()
     values = torch.arange(256, dtype=torch.float64) / 255.0
@@ -185,8 +217,16 @@ class InMemoryDataModule(pl.LightningDataModule):
     training split, by :meth:`fit_normalization`) the batch is standardized with them. Both are part of
     the datamodule's ``state_dict``, so they travel in checkpoints.
 
-    Augmentation: :meth:`augment_batch` (identity here) is applied to training batches only, on the
+    Augmentation: :meth:`augment_batch` applies :attr:`augmentation` (a
+    :class:`~datamodules.augment.BatchAugmentation` a subclass sets, or None) to training batches only, on the
     float [0, 1] batch before standardization; validation, test and predict batches are never augmented.
+
+    Shifted test set: with ``test_rotation`` > 0, :meth:`setup` also holds ``datasets["test_rotated"]``, every
+    test image rotated by its own angle in ``[-test_rotation, test_rotation]`` degrees (nearest neighbour,
+    corners black: the lecture's ``RandomRotation(test_rotation, fill=0)``), the angles drawn from ``seed``, so
+    they are the same on every run. :attr:`test_split` names the split ``test_dataloader`` serves:
+    ``"test_rotated"`` when ``test_rotation`` > 0, else ``"test"``; set it to ``"test"`` to evaluate on the
+    un-rotated images with the same datamodule.
 
     Args:
         batch_size: samples per batch, > 0.
@@ -198,6 +238,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         device_cache: when the Trainer's device is CUDA, move every split to the GPU once, so batches are
             indexed there and no step copies from host to device (loaders then run in the main process).
             On CPU it changes nothing; batches and results are the same either way.
+        test_rotation: largest rotation in degrees of the rotated test split, in [0, 180]; 0 builds none.
     """
 
     input_size: int
@@ -206,7 +247,7 @@ class InMemoryDataModule(pl.LightningDataModule):
     classes: list[str] | None = None
 
     def __init__(self, batch_size: int = 64, num_workers: int = 0, seed: int = 42, pin_memory: bool | None = None,
-                 device_cache: bool = False) -> None:
+                 device_cache: bool = False, test_rotation: float = 0.0) -> None:
         super().__init__()
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if not isinstance(num_workers, int) or num_workers < 0:
@@ -215,6 +256,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.seed = seed
         self.pin_memory = pin_memory
         self.device_cache = device_cache
+        self.test_rotation = check_rotation(test_rotation, "test_rotation")
+        self.test_split = "test_rotated" if self.test_rotation else "test"
+        self.augmentation: BatchAugmentation | None = None
         self.datasets: dict[str, BatchTensorDataset] = {}
         self._device_datasets: dict[str, BatchTensorDataset] = {}
         self.mean: Tensor | None = None
@@ -231,6 +275,10 @@ class InMemoryDataModule(pl.LightningDataModule):
             return
         splits = self.load_splits()
         self.datasets.update({name: BatchTensorDataset(*tensors) for name, tensors in splits.items()})
+        if self.test_rotation and "test" in splits:
+            images, targets = splits["test"]
+            self.datasets["test_rotated"] = BatchTensorDataset(
+                seeded_rotation(images, self.test_rotation, self.seed), targets)
         if self.mean is None:
             self.fit_normalization(splits["train"][0])
 
@@ -238,8 +286,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         """Set :attr:`mean`/:attr:`std` from the training inputs. The base leaves inputs unnormalized."""
 
     def augment_batch(self, x: Tensor) -> Tensor:
-        """Augment a training batch (float, in [0, 1]); the base returns it unchanged."""
-        return x
+        """Augment a training batch (float, in [0, 1]) with :attr:`augmentation`; unchanged when it is None."""
+        return x if self.augmentation is None else self.augmentation(x)
 
     def transform_inputs(self, x: Tensor, augment: bool = False) -> Tensor:
         """uint8 → float in [0, 1], :meth:`augment_batch` if ``augment``, then standardize with the
@@ -317,7 +365,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         return self._dataloader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._dataloader("test")
+        """The :attr:`test_split`: the test images, rotated when ``test_rotation`` > 0."""
+        return self._dataloader(self.test_split)
 
     def predict_dataloader(self) -> DataLoader:
         return self._dataloader("test")

@@ -14,6 +14,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as TF
 
+from datamodules.augment import BatchAugmentation
 from datamodules.base import (
     BatchTensorDataset,
     InMemoryDataModule,
@@ -67,7 +68,9 @@ class ImageFolderDataModule(InMemoryDataModule):
     the validation set. Batches are standardized with the training split's mean and std (per channel
     for RGB) when ``normalize``; both are in the datamodule's ``state_dict``, so a checkpoint carries
     them to ``predict``. With ``augment``, training batches get a random horizontal flip (half of the
-    samples) and a random translation of up to ``max_shift`` pixels per sample (edges replicated).
+    samples), a random translation of up to ``max_shift`` pixels per sample (edges replicated) and, with
+    ``rotation``, a random rotation (:class:`~datamodules.augment.BatchAugmentation`). ``test_rotation`` adds a
+    rotated copy of the test split (see :class:`~datamodules.base.InMemoryDataModule`).
 
     ``predict_dir`` (a folder searched recursively, or one image file) gives the predict batches:
     ``(images, paths)``.
@@ -89,6 +92,8 @@ class ImageFolderDataModule(InMemoryDataModule):
         num_workers: ``DataLoader`` workers.
         max_shift: largest translation in pixels for ``augment``, >= 0.
         cache_dir: folder for the decoded-tensor cache (``~`` expanded); None or ``""`` turns caching off.
+        rotation: largest random rotation in degrees for ``augment``, in [0, 180].
+        test_rotation: largest rotation of the rotated test split, in [0, 180]; 0 builds none.
 
     Attributes:
         classes: class names, sorted; ``class_to_idx`` maps them to targets.
@@ -124,8 +129,10 @@ class ImageFolderDataModule(InMemoryDataModule):
         num_workers: int = 0,
         max_shift: int = 4,
         cache_dir: str | None = DEFAULT_CACHE_DIR,
+        rotation: float = 0.0,
+        test_rotation: float = 0.0,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, test_rotation=test_rotation)
         self.train_dir = check_dir(str(train_dir), "train_dir")
         self.val_dir = None if val_dir is None else check_dir(str(val_dir), "val_dir")
         self.test_dir = None if test_dir is None else check_dir(str(test_dir), "test_dir")
@@ -142,6 +149,8 @@ class ImageFolderDataModule(InMemoryDataModule):
         if not isinstance(max_shift, int) or max_shift < 0 or max_shift >= image_size:
             raise ValueError(f"`max_shift` must be an integer in [0, image_size={image_size}), got {max_shift!r}")
         self.max_shift = max_shift
+        self.rotation = rotation
+        self.augmentation = BatchAugmentation(hflip=True, max_shift=max_shift, rotation=rotation) if augment else None
         self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else None
         self.classes, self.class_to_idx = self._find_classes(self.train_dir, "train_dir")
         self.num_classes = len(self.classes)
@@ -257,26 +266,6 @@ class ImageFolderDataModule(InMemoryDataModule):
     def fit_normalization(self, train_inputs: Tensor) -> None:
         if self.normalize:
             self.mean, self.std = uint8_mean_std(train_inputs, per_channel=True)
-
-    def augment_batch(self, x: Tensor) -> Tensor:
-        """Random horizontal flip (each sample with probability 1/2) and a random translation of up to
-        ``max_shift`` pixels in each direction (edges replicated), per sample."""
-        if not self.augment:
-            return x
-        batch, _, height, width = x.shape
-        flip = torch.rand(batch, device=x.device) < 0.5
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        shift = self.max_shift
-        if shift == 0:
-            return x
-        padded = torch.nn.functional.pad(x, (shift, shift, shift, shift), mode="replicate")
-        dy = torch.randint(0, 2 * shift + 1, (batch, 1), device=x.device)
-        dx = torch.randint(0, 2 * shift + 1, (batch, 1), device=x.device)
-        rows = (dy + torch.arange(height, device=x.device)).view(batch, 1, height, 1)
-        cols = (dx + torch.arange(width, device=x.device)).view(batch, 1, 1, width)
-        samples = torch.arange(batch, device=x.device).view(batch, 1, 1, 1)
-        channels = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
-        return padded[samples, channels, rows, cols]
 
     def predict_dataloader(self) -> DataLoader:
         self.setup("predict")

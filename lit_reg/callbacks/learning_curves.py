@@ -11,10 +11,11 @@ from matplotlib.figure import Figure
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from lit_reg.callbacks.figures import save_to_run
+from lit_reg.callbacks.fit_only_state import FitOnlyState
 from lit_reg.callbacks.fit_state_key import FitStateKey
 
 
-class LearningCurves(FitStateKey):
+class LearningCurves(FitOnlyState, FitStateKey):
     """Plot train vs validation metrics per epoch at the end of fit, the best epoch marked.
 
     Records ``train_<name>`` after every training epoch and ``val_<name>`` after every validation run, for
@@ -37,8 +38,11 @@ class LearningCurves(FitStateKey):
         panel_size: size of one panel in inches; the figure is ``len(panels)`` panels wide, saved at 100 dpi.
         log_hp_metric: log ``hp_metric`` with the hyperparameters to every ``TensorBoardLogger``.
 
+    The history is part of the checkpoint: ``fit(ckpt_path="last")`` resumes it, while evaluating a checkpoint
+    afterwards (``test``/``validate`` with ``ckpt_path``) neither rewinds nor extends it (:class:`FitOnlyState`).
+
     Attributes:
-        history: ``{epoch: {metric: value}}`` as recorded.
+        history: ``{epoch: {metric: value}}`` as recorded during fits.
         best_epoch: the epoch with the best ``monitor`` value (None before any validation).
         best_score: that value.
         plot_path: where the chart was saved, once it was.
@@ -86,7 +90,7 @@ class LearningCurves(FitStateKey):
         self._record(trainer, "train")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.sanity_checking:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:  # not `trainer.validate(...)` after the fit
             self._record(trainer, "val")
 
     def _best(self) -> tuple[int | None, float | None]:
@@ -140,5 +144,5 @@ class LearningCurves(FitStateKey):
     def state_dict(self) -> dict[str, Any]:
         return {"history": {epoch: dict(values) for epoch, values in self.history.items()}}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def restore_state(self, state_dict: dict[str, Any]) -> None:
         self.history = {int(epoch): dict(values) for epoch, values in state_dict.get("history", {}).items()}

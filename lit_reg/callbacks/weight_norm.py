@@ -9,10 +9,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
-from pytorch_lightning.callbacks import Callback
 from torch import Tensor, nn
 
 from lit_reg.callbacks.figures import save_to_run
+from lit_reg.callbacks.fit_only_state import FitOnlyState
 
 
 def frobenius_norm(tensors_or_module: nn.Module | Tensor | Iterable[Tensor]) -> float:
@@ -42,7 +42,7 @@ def layer_norms(module: nn.Module) -> dict[str, float]:
     return {name: frobenius_norm(params) for name, params in groups.items()}
 
 
-class WeightNormMonitor(Callback):
+class WeightNormMonitor(FitOnlyState):
     """Log the Frobenius norm of every parameter and of the whole model; plot per-layer norms before vs after.
 
     At the start of training and after every training epoch it logs ``weight_norm/total`` (√ of the sum of
@@ -134,5 +134,5 @@ class WeightNormMonitor(Callback):
     def state_dict(self) -> dict[str, Any]:
         return {"initial_norms": dict(self.initial_norms)}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def restore_state(self, state_dict: dict[str, Any]) -> None:
         self.initial_norms = dict(state_dict.get("initial_norms", {}))

@@ -10,10 +10,10 @@ from lit_reg.registry import ACTIVATIONS, INITS, check_in_range, check_positive_
 
 
 def check_sizes(hidden_sizes: Sequence[int]) -> list[int]:
-    """Return ``hidden_sizes`` as a list, or raise ``ValueError`` if it is empty or not all positive."""
+    """Return ``hidden_sizes`` as a list, or raise ``ValueError`` unless all are positive integers (none is fine)."""
     sizes = list(hidden_sizes)
-    if not sizes or any(not isinstance(s, int) or isinstance(s, bool) or s <= 0 for s in sizes):
-        raise ValueError(f"`hidden_sizes` must be a non-empty list of positive integers, got {hidden_sizes!r}")
+    if any(not isinstance(s, int) or isinstance(s, bool) or s <= 0 for s in sizes):
+        raise ValueError(f"`hidden_sizes` must be a list of positive integers ([] for no hidden layer), got {hidden_sizes!r}")
     return sizes
 
 
@@ -46,7 +46,8 @@ def build_dense_stack(
 
     Args:
         input_size: number of input features (images are flattened before the stack).
-        hidden_sizes: width of each hidden layer, at least one, all positive.
+        hidden_sizes: width of each hidden layer, all positive; ``[]`` builds one ``Linear`` from input to output
+            (softmax/linear regression; ``dropout`` and ``batchnorm`` then have no layer to act on).
         output_size: number of outputs (classes, logits or regression targets).
         activation: one of ``relu``, ``leaky_relu``, ``tanh``, ``sigmoid``, ``elu``.
         dropout: one rate in [0, 1) for every hidden layer, or a list with one rate per hidden layer.

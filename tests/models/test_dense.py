@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from lit_reg.models import BitmojiClassifier, DenseClassifier, DenseRegressor
 from lit_reg.models.dense import build_dense_stack
 
 
@@ -57,8 +58,8 @@ def test_eval_disables_dropout_train_enables_it():
         ({"dropout": 1.0}, r"`dropout` must be in \[0.0, 1.0\), got 1.0"),
         ({"dropout": -0.1}, r"`dropout` must be in \[0.0, 1.0\)"),
         ({"dropout": [0.1]}, r"`dropout` must be one float or a list with one rate per hidden layer \(2\)"),
-        ({"hidden_sizes": []}, r"`hidden_sizes` must be a non-empty list of positive integers"),
-        ({"hidden_sizes": [8, 0]}, r"`hidden_sizes` must be a non-empty list of positive integers, got \[8, 0\]"),
+        ({"hidden_sizes": [8, 0]},
+         r"`hidden_sizes` must be a list of positive integers \(\[\] for no hidden layer\), got \[8, 0\]"),
         ({"activation": "swish"}, r"`activation` must be one of \['elu', 'leaky_relu', 'relu', 'sigmoid', 'tanh'\]"),
         ({"input_size": 0}, r"`input_size` must be a positive integer, got 0"),
     ],
@@ -67,3 +68,21 @@ def test_invalid_arguments_name_the_argument(kwargs, message):
     arguments = {"input_size": 4, "hidden_sizes": [8, 8], "output_size": 2, **kwargs}
     with pytest.raises(ValueError, match=message):
         build_dense_stack(**arguments)
+
+
+@pytest.mark.parametrize("model_cls", [DenseClassifier, DenseRegressor, BitmojiClassifier])
+def test_no_hidden_layer_builds_one_linear_for_every_model(model_cls):
+    """Softmax (or linear/logistic) regression: ``hidden_sizes=[]`` is one Linear from input to output."""
+    sizes = {DenseClassifier: {"num_classes": 10}, DenseRegressor: {"output_size": 1}, BitmojiClassifier: {}}
+    model = model_cls(input_size=12, hidden_sizes=[], dropout=0.5, batchnorm=True, **sizes[model_cls])
+    (layer,) = model.net
+    outputs = {DenseClassifier: 10, DenseRegressor: 1, BitmojiClassifier: 1}[model_cls]
+    assert isinstance(layer, nn.Linear) and (layer.in_features, layer.out_features) == (12, outputs)
+    x = torch.randn(3, 12)
+    torch.testing.assert_close(model(x).reshape(3, -1), x @ layer.weight.T + layer.bias)  # Bitmoji squeezes its one logit
+
+
+def test_a_rate_per_hidden_layer_with_no_hidden_layer_means_an_empty_list():
+    assert len(build_dense_stack(4, [], 2, dropout=[])) == 1
+    with pytest.raises(ValueError, match=r"one rate per hidden layer \(0\), got 1 rates"):
+        build_dense_stack(4, [], 2, dropout=[0.1])
