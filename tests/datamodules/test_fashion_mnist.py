@@ -1,6 +1,8 @@
+import gzip
 import hashlib
 import os
 import shutil
+import struct
 import time
 
 import pytest
@@ -131,3 +133,135 @@ def test_invalid_arguments(tmp_path, kwargs, message):
 def test_val_fraction_leaving_no_validation_sample(fashion_root):
     with pytest.raises(ValueError, match=r"`val_fraction`=0.001 of 200 samples leaves 0 for validation"):
         FashionMNISTDataModule(str(fashion_root), val_fraction=0.001, download=False).setup()
+
+
+# -- the distribution's files, where they lie --------------------------------------------------------
+REAL = os.environ.get("LIT_REG_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
+FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+
+
+def flat_gz_dir(tmp_path, **kwargs):
+    """The four .gz files directly in one folder, as Debian's package and a manual download leave them."""
+    raw = write_fashion_mnist(str(tmp_path / "written"), compress=True, **kwargs)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name in os.listdir(raw):
+        shutil.move(os.path.join(raw, name), flat / name)
+    return flat
+
+
+def test_gzipped_files_directly_in_data_dir_read_as_the_unpacked_layout(tmp_path, fashion_root, no_network):
+    flat = flat_gz_dir(tmp_path, num_train=200, num_test=50)
+    before = sorted(os.listdir(flat))
+    gz = FashionMNISTDataModule(str(flat), download=True)  # files found: no download is tried
+    gz.prepare_data()
+    gz.setup()
+    unpacked = FashionMNISTDataModule(str(fashion_root), download=False)
+    unpacked.setup()
+    for split in ("train", "val", "test"):
+        assert torch.equal(gz.datasets[split].inputs, unpacked.datasets[split].inputs)
+        assert torch.equal(gz.datasets[split].targets, unpacked.datasets[split].targets)
+    assert sorted(os.listdir(flat)) == before and no_network == []  # nothing unpacked, copied or downloaded
+
+
+@pytest.mark.parametrize(("break_file", "message"), [
+    (lambda p: p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes())[:3000])),
+     r"t10k-images-idx3-ubyte\.gz is truncated or corrupt: it has 2984 bytes of data where its header announces "
+     r"\(50, 28, 28\)"),
+    (lambda p: p.write_bytes(p.read_bytes()[:1000]), r"t10k-images-idx3-ubyte\.gz is truncated or corrupt: it cannot "
+     r"be unpacked"),
+    (lambda p: p.write_bytes(gzip.compress(struct.pack(">BBBBIII", 0, 0, 8, 3, 50, 27, 27) + bytes(50 * 27 * 27))),
+     r"t10k-images-idx3-ubyte\.gz is truncated or corrupt: it holds items of shape \(27, 27\), expected \(28, 28\)"),
+    (lambda p: p.write_bytes(gzip.compress(struct.pack(">BBBBI", 0, 0, 8, 1, 50) + bytes(50))),
+     r"t10k-images-idx3-ubyte\.gz is truncated or corrupt: it does not start with the header of a uint8 IDX file "
+     r"of 3 dimensions"),
+], ids=["truncated data", "truncated gzip", "wrong image size", "a labels file in its place"])
+def test_a_broken_gz_file_gets_one_error_naming_it(tmp_path, break_file, message):
+    flat = flat_gz_dir(tmp_path, num_train=200, num_test=50)
+    break_file(flat / "t10k-images-idx3-ubyte.gz")
+    with pytest.raises(RuntimeError, match=message):
+        FashionMNISTDataModule(str(flat), download=False).setup()
+
+
+def test_labels_that_do_not_match_the_images_name_both_files(tmp_path):
+    flat = flat_gz_dir(tmp_path, num_train=200, num_test=50)
+    (flat / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(struct.pack(">BBBBI", 0, 0, 8, 1, 40) + bytes(40)))
+    with pytest.raises(RuntimeError, match=r"t10k-labels-idx1-ubyte\.gz does not match .*t10k-images-idx3-ubyte\.gz "
+                                           r"\(40 labels for 50 images"):
+        FashionMNISTDataModule(str(flat), download=False).setup()
+
+
+def test_missing_file_message_names_what_is_missing_and_the_three_ways_to_get_it(tmp_path):
+    flat = flat_gz_dir(tmp_path, num_train=20, num_test=10)
+    (flat / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(RuntimeError) as error:
+        FashionMNISTDataModule(str(flat), download=False).setup()
+    message = str(error.value)
+    assert "(download=False): no t10k-labels-idx1-ubyte (nor .gz) in" in message and "train-images" not in message
+    assert all(way in message for way in ("download=True", "dataset-fashion-mnist", "fashion-mnist.s3"))
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL), reason=f"real FashionMNIST not in {REAL} (apt-get install "
+                    "dataset-fashion-mnist, or set LIT_REG_FASHION_MNIST)")
+def test_the_real_distribution_reads_as_the_standard_set():
+    dm = FashionMNISTDataModule(REAL, download=False, val_fraction=0.1)
+    dm.setup()
+    sizes = {split: len(ds) for split, ds in dm.datasets.items()}
+    assert sizes == {"train": 54000, "val": 6000, "test": 10000}
+    train = torch.cat([dm.datasets["train"].inputs, dm.datasets["val"].inputs])
+    labels = torch.cat([dm.datasets["train"].targets, dm.datasets["val"].targets])
+    assert torch.bincount(labels).tolist() == [6000] * 10
+    assert torch.bincount(dm.datasets["test"].targets).tolist() == [1000] * 10
+    pixels = train.double() / 255
+    assert round(pixels.mean().item(), 4) == 0.2860 and round(pixels.std().item(), 4) == 0.3530
+
+
+# -- train_size, augmentation, the rotated test set ------------------------------------------------------
+def test_train_size_is_a_seeded_class_balanced_subset_of_the_training_split(fashion_root):
+    full = FashionMNISTDataModule(str(fashion_root), download=False)
+    full.setup()
+    small = FashionMNISTDataModule(str(fashion_root), download=False, train_size=45)
+    small.setup()
+    assert torch.bincount(small.datasets["train"].targets).tolist() == [5] * 5 + [4] * 5  # 45 = 4 each + 5 extra
+    full_rows = {bytes(x.numpy()) for x in full.datasets["train"].inputs}
+    assert all(bytes(x.numpy()) in full_rows for x in small.datasets["train"].inputs)
+    assert torch.equal(small.datasets["val"].inputs, full.datasets["val"].inputs)  # validation and test stay whole
+    assert len(small.datasets["test"]) == len(full.datasets["test"])
+    again = FashionMNISTDataModule(str(fashion_root), download=False, train_size=45)
+    again.setup()
+    assert torch.equal(again.datasets["train"].inputs, small.datasets["train"].inputs)
+    with pytest.raises(ValueError, match=r"`train_size`=500 is larger than the training split, which has 180"):
+        FashionMNISTDataModule(str(fashion_root), download=False, train_size=500).setup()
+
+
+def test_rotated_test_split_is_served_by_test_dataloader_and_the_plain_one_stays(fashion_root):
+    dm = FashionMNISTDataModule(str(fashion_root), download=False, test_rotation=25, batch_size=50)
+    dm.setup()
+    plain, rotated = dm.datasets["test"], dm.datasets["test_rotated"]
+    assert torch.equal(rotated.targets, plain.targets) and not torch.equal(rotated.inputs, plain.inputs)
+    assert torch.equal(next(iter(dm.test_dataloader()))[0], rotated.inputs)
+    dm.test_split = "test"
+    assert torch.equal(next(iter(dm.test_dataloader()))[0], plain.inputs)
+    again = FashionMNISTDataModule(str(fashion_root), download=False, test_rotation=25)
+    again.setup()
+    assert torch.equal(again.datasets["test_rotated"].inputs, rotated.inputs)  # the same angles every run
+    unrotated = FashionMNISTDataModule(str(fashion_root), download=False)
+    unrotated.setup()
+    assert "test_rotated" not in unrotated.datasets and unrotated.test_split == "test"
+
+
+def test_augment_changes_training_batches_only(fashion_root):
+    class FakeTrainer:
+        training = True
+
+    dm = FashionMNISTDataModule(str(fashion_root), download=False, augment=True, rotation=20, max_shift=2)
+    dm.setup()
+    batch = dm.datasets["train"].__getitems__(list(range(32)))
+    dm.trainer = FakeTrainer()
+    augmented = dm.on_after_batch_transfer(batch, 0)[0]
+    FakeTrainer.training = False
+    plain = dm.on_after_batch_transfer(batch, 0)[0]
+    assert augmented.shape == plain.shape == (32, 28, 28)
+    assert sum(not torch.equal(a, p) for a, p in zip(augmented, plain, strict=True)) >= 30
+    assert torch.equal(plain, dm.on_after_batch_transfer(batch, 0)[0])
+    assert FashionMNISTDataModule(str(fashion_root), download=False).augmentation is None
