@@ -60,8 +60,8 @@ def default_logger(name: str, save_dir: str = LOG_DIR, **kwargs: Any) -> TensorB
 
 
 def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, learning_curves: bool = True,
-                      progress_bar_refresh_rate: int | None = PROGRESS_BAR_REFRESH_RATE,
-                      **early_stopping_kwargs: Any) -> list[Callback]:
+                      progress_bar_refresh_rate: int | None = PROGRESS_BAR_REFRESH_RATE, monitor: str = "val_loss",
+                      mode: str = "min", **early_stopping_kwargs: Any) -> list[Callback]:
     """``EarlyStopping`` on ``val_loss`` (patience 5), a ``ModelCheckpoint`` keeping the best and one writing
     ``last.ckpt`` every epoch, ``DivergenceGuard`` (stops a run whose loss becomes NaN/inf before it overwrites a
     checkpoint), ``WeightNormMonitor``, ``LearningCurves`` and ``ProgressBarRefreshRate`` (the progress bar
@@ -73,6 +73,9 @@ def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, lea
         learning_curves: include :class:`~lit_reg.callbacks.LearningCurves`.
         progress_bar_refresh_rate: batches between two redraws of Lightning's progress bar
             (:class:`~lit_reg.callbacks.ProgressBarRefreshRate`); None keeps Lightning's default (every batch).
+        monitor, mode: the validation metric that decides the early stop, the best checkpoint and the best epoch
+            of the learning curves, and whether lower (``min``) or higher (``max``) is better; e.g.
+            ``monitor="val_acc", mode="max"``.
         early_stopping_kwargs: overrides of the ``EarlyStopping`` defaults, e.g. ``patience=3``.
 
     Example:
@@ -82,7 +85,8 @@ def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, lea
     """
     included = {"early_stopping": early_stopping, "weight_norm": weight_norm, "learning_curves": learning_curves,
                 "progress_bar_refresh": progress_bar_refresh_rate is not None}
-    overrides = {"early_stopping": early_stopping_kwargs,
-                 "progress_bar_refresh": {"refresh_rate": progress_bar_refresh_rate}}
+    monitored = {"monitor": monitor, "mode": mode}
+    overrides = {"early_stopping": {**monitored, **early_stopping_kwargs}, "checkpoint": monitored,
+                 "learning_curves": monitored, "progress_bar_refresh": {"refresh_rate": progress_bar_refresh_rate}}
     return [cls(**{**arguments, **overrides.get(name, {})}) for name, (cls, arguments) in DEFAULT_CALLBACKS.items()
             if included.get(name, True)]

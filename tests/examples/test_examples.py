@@ -81,9 +81,6 @@ def test_bitmoji_reports_each_setups_best_checkpoint_accuracy(example, in_tmp_di
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="bug: trainer.validate(ckpt_path='best') restores LearningCurves' "
-                   "history from the best checkpoint (epochs after it are lost) and records the post-fit validation "
-                   "as one more epoch; bitmoji.png is drawn from that history")
 def test_bitmoji_plot_history_holds_exactly_the_trained_epochs(example, in_tmp_dir):
     for result in example("bitmoji").main(["--fast", "--out", "out"]):
         assert sorted(result["curves"].history) == list(range(result["epochs"])), result["setup"]
@@ -115,3 +112,32 @@ def test_fashion_mnist_without_data_says_so(example, in_tmp_dir, capsys, no_netw
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: FashionMNIST not found in data_dir='nowhere'") and "Traceback" not in err
+
+
+def test_rotated_test_reports_both_test_sets_of_each_best_checkpoint(example, in_tmp_dir):
+    results = example("rotated_test").main(["--fast", "--out", "out"])
+    assert [r["net"] for r in results] == ["plain", "regularized", "regularized + rotation ±25°"]
+    root = str(in_tmp_dir / "out" / "fake_fashion_mnist")
+    for result, run in zip(results, ("plain", "regularized", "rotation"), strict=True):
+        best = best_checkpoint(in_tmp_dir / "out" / run)
+        for split in ("test", "test_rotated"):
+            data = FashionMNISTDataModule(root, download=False, test_rotation=25)
+            data.test_split = split
+            assert result[f"{split} acc"] == evaluate("test", best, DenseClassifier, data)["test_acc"], (run, split)
+        assert result["drop"] == result["test acc"] - result["test_rotated acc"]
+    assert_png(in_tmp_dir / "out" / "rotated_test.png")
+
+
+def test_data_size_trains_on_each_balanced_subset_and_reports_train_and_test_accuracy(example, in_tmp_dir):
+    results = example("data_size").main(["--fast", "--out", "out"])
+    assert [r["train size"] for r in results] == [30, 100]
+    root = str(in_tmp_dir / "out" / "fake_fashion_mnist")
+    for result in results:
+        best = best_checkpoint(in_tmp_dir / "out" / f"train_size_{result['train size']}")
+        data = FashionMNISTDataModule(root, download=False, train_size=result["train size"])
+        data.test_split = "train"
+        assert result["train acc"] == evaluate("test", best, DenseClassifier, data)["test_acc"]
+        data.test_split = "test"
+        assert result["test acc"] == evaluate("test", best, DenseClassifier, data)["test_acc"]
+        assert result["gap"] == result["train acc"] - result["test acc"]
+    assert_png(in_tmp_dir / "out" / "data_size.png")
