@@ -72,6 +72,8 @@ class AnimalFacesDataModule(InMemoryDataModule):
         cache_dir: folder for the decoded-tensor cache; None or ``""`` turns caching off.
         download_timeout: seconds a download may wait on the network before giving up.
         pin_memory, device_cache: see :class:`~datamodules.base.InMemoryDataModule`.
+        test_rotation: also hold the test images rotated by seeded angles within this many degrees and test on
+            them (see :class:`~datamodules.base.InMemoryDataModule`).
 
     Attributes:
         root: ``<data_dir>/afhq``.
@@ -117,9 +119,10 @@ class AnimalFacesDataModule(InMemoryDataModule):
         download_timeout: float = 10.0,
         pin_memory: bool | None = None,
         device_cache: bool = False,
+        test_rotation: float = 0.0,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, pin_memory=pin_memory,
-                         device_cache=device_cache)
+                         device_cache=device_cache, test_rotation=test_rotation)
         self.data_dir = str(data_dir)
         self.image_size = check_positive_int(image_size, "image_size")
         self.train_size = check_optional_size(train_size, "train_size")

@@ -266,3 +266,11 @@ def test_memorization_config_links_sizes_into_big_animal_net(afhq_root, in_tmp_d
     assert model.hparams.optimizer == "sgd" and model.hparams.lr == 5e-3 and model.hparams.momentum == 0.9
     assert cli.trainer.max_epochs == 200
     assert not any(type(c).__name__ == "EarlyStopping" for c in cli.trainer.callbacks)
+
+
+def test_test_rotation_adds_a_rotated_test_split_served_by_test_dataloader(afhq_root):
+    dm = loaded(afhq_root, image_size=16, test_rotation=30)
+    plain, rotated = dm.datasets["test"], dm.datasets["test_rotated"]
+    assert rotated.inputs.shape == plain.inputs.shape and torch.equal(rotated.targets, plain.targets)
+    assert not torch.equal(rotated.inputs, plain.inputs)
+    assert torch.equal(next(iter(dm.test_dataloader()))[0], rotated.inputs[: dm.batch_size])

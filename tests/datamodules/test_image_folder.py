@@ -248,3 +248,18 @@ def test_predict_without_predict_dir(tree, tmp_path):
         make(tree, tmp_path).predict_dataloader()
     with pytest.raises(FileNotFoundError, match="`predict_dir` .*missing.png does not exist"):
         make(tree, tmp_path, predict_dir=str(tmp_path / "missing.png"))
+
+
+def test_rotation_augments_and_test_rotation_rotates_the_test_folder(tree, tmp_path):
+    test_dir = write_tree(tmp_path / "test", {"cat": 3, "dog": 3})
+    dm = make(tree, tmp_path, image_size=16, augment=True, max_shift=0, rotation=30, test_dir=str(test_dir),
+              test_rotation=20)
+    dm.setup("fit")
+    assert repr(dm.augmentation) == "BatchAugmentation(hflip=True, max_shift=0, rotation=30.0)"
+    x = dm.datasets["train"].inputs.float() / 255
+    out = dm.augment_batch(x)
+    neither = [not torch.equal(o, xi) and not torch.equal(o, xi.flip(-1)) for o, xi in zip(out, x, strict=True)]
+    assert sum(neither) >= len(x) - 2  # rotated, not only flipped
+    plain, rotated = dm.datasets["test"], dm.datasets["test_rotated"]
+    assert dm.test_split == "test_rotated" and not torch.equal(plain.inputs, rotated.inputs)
+    assert make(tree, tmp_path, image_size=16).augmentation is None
