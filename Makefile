@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint mutation bench bench-bitmoji tensorboard clean-logs
+.PHONY: help demo test test-fast lint mutation bench bench-bitmoji bench-fashion-mnist tensorboard clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,10 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+$(VENV)/.bench: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[bench]'
 	touch $@ $(VENV)/.runtime
 
 demo: $(VENV)/.runtime ## train the toy-regression early-stopping demo (no download needed)
@@ -52,6 +56,9 @@ bench: $(VENV)/.runtime ## one-epoch throughput: lit_reg fit vs hand loop, lectu
 
 bench-bitmoji: $(VENV)/.runtime ## train both Bitmoji configs over seeds 0 1 2, print the val-accuracy table
 	$(BIN)/python bench/bitmoji.py
+
+bench-fashion-mnist: $(VENV)/.bench ## real FashionMNIST: the lectures' nets, ours, its ablations, scikit-learn; seeds 0 1 2 (hours)
+	$(BIN)/python bench/fashion_mnist.py --json bench/fashion_mnist.json
 
 tensorboard: $(VENV)/.runtime ## open TensorBoard on logs/
 	$(BIN)/tensorboard --logdir logs

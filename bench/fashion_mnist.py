@@ -8,7 +8,7 @@ seeds, best epoch, wall time of one fit) and writes every run to ``--json``.
 
     python bench/fashion_mnist.py                                  # every row, seeds 0 1 2 (hours on 2 cores)
     python bench/fashion_mnist.py --rows best best-no_dropout --seeds 0
-    python bench/fashion_mnist.py --fast                           # 2 rows, 1 epoch, generated files (a check)
+    python bench/fashion_mnist.py --fast                           # rows 004 and best, 1 epoch, generated files
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from lit_reg.callbacks import LearningCurves
 from lit_reg.cli import build_cli
 
 DATA_DIR = os.environ.get("LIT_REG_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
@@ -59,8 +60,11 @@ def run_config(config: str, overrides: list[str], seed: int, data_dir: str, log_
     best = cli.trainer.checkpoint_callback.best_model_path
     epoch = torch.load(best, map_location="cpu", weights_only=False)["epoch"] + 1
     epochs = cli.trainer.current_epoch
+    curves = next(c for c in cli.trainer.callbacks if isinstance(c, LearningCurves))
     metrics = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)[0]
-    return {"test_acc": metrics["test_acc"], "best_epoch": epoch, "epochs": epochs, "wall_s": wall}
+    return {"test_acc": metrics["test_acc"], "best_epoch": epoch, "epochs": epochs, "wall_s": wall,
+            "train_acc_by_epoch": [curves.history[e].get("train_acc") for e in sorted(curves.history)],
+            "val_acc_by_epoch": [curves.history[e].get("val_acc") for e in sorted(curves.history)]}
 
 
 def run_sklearn(seed: int, data_dir: str) -> dict[str, float]:
@@ -98,21 +102,26 @@ def table(runs: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", nargs="+", default=[*ROWS, SKLEARN], choices=[*ROWS, SKLEARN])
+    parser.add_argument("--rows", nargs="+", default=None, choices=[*ROWS, SKLEARN],
+                        help="rows to run (default: all; with --fast: 004 and best)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--data-dir", default=DATA_DIR, help="the four FashionMNIST files (default: Debian's path "
                         "or $LIT_REG_FASHION_MNIST)")
     parser.add_argument("--json", default=None, help="write every run here")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 keeps torch's default)")
     parser.add_argument("--fast", action="store_true", help="generated files, 1 epoch, rows 004 and best: a check")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench_fashion_mnist_") as scratch:
-        rows, extra = args.rows, []
+        rows, extra = args.rows or [*ROWS, SKLEARN], []
         if args.fast:
             from datamodules.fakes import write_fashion_mnist
 
             write_fashion_mnist(scratch, num_train=300, num_test=100)
-            args.data_dir, rows, extra = scratch, ["004", "best"], ["--trainer.max_epochs", "1"]
+            args.data_dir, extra = scratch, ["--trainer.max_epochs", "1"]
+            rows = args.rows or ["004", "best"]
         for name in rows:
             for seed in args.seeds:
                 if name == SKLEARN:
@@ -121,11 +130,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     config, overrides, _ = ROWS[name]
                     result = run_config(config, [*overrides, *extra], seed, args.data_dir, scratch)
                 runs.append({"row": name, "seed": seed, **result})
-                print(f"[done] {name} seed {seed}: {result}", flush=True)
+                print(f"[done] {name} seed {seed}: test acc {result['test_acc']:.4f}, {result['wall_s']:.0f} s",
+                      flush=True)
     print(table(runs))
     if args.json:
         Path(args.json).write_text(json.dumps({"data_dir": args.data_dir, "threads": torch.get_num_threads(),
-                                               "runs": runs}, indent=1))
+                                               "cpus": os.cpu_count(), "runs": runs}, indent=1))
     return runs
 
 

@@ -37,3 +37,10 @@ def test_every_row_names_an_existing_config(bench):
     root = BENCH.parents[1]
     assert all((root / config).is_file() for config, _, _ in bench.ROWS.values())
     assert {"softmax", "001", "001-bn_dropout", "004", "004-dropout", "best"} <= set(bench.ROWS)
+
+
+def test_each_run_keeps_its_per_epoch_accuracies(bench, monkeypatch):
+    monkeypatch.chdir(BENCH.parents[1])
+    (run,) = bench.main(["--fast", "--seeds", "0", "--rows", "004"])
+    assert len(run["train_acc_by_epoch"]) == len(run["val_acc_by_epoch"]) == 1
+    assert 0.0 <= run["train_acc_by_epoch"][0] <= 1.0
