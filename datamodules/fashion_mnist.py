@@ -168,7 +168,8 @@ class FashionMNISTDataModule(InMemoryDataModule):
             f"FashionMNIST not found in data_dir={self.data_dir!r} ({reason}): no {', '.join(missing)} (nor .gz) in "
             f"{self.data_dir}/ or {self.raw_folder}/. Get the four files with download=True on a machine with "
             f"network access, or install Debian's package dataset-fashion-mnist and pass "
-            f"data_dir=/usr/share/datasets/fashion-mnist, or download them from {FashionMNIST.mirrors[0]} into data_dir."
+            f"data_dir=/usr/share/datasets/fashion-mnist, or download them from {FashionMNIST.mirrors[0]} "
+            f"into data_dir."
         )
 
     def prepare_data(self) -> None:

@@ -59,8 +59,8 @@ def fit_and_test(name: str, model_kwargs: dict[str, Any], data: FashionMNISTData
     trainer = pl.Trainer(max_epochs=max_epochs, logger=default_logger(name, save_dir=str(out)), callbacks=callbacks,
                          enable_model_summary=False, enable_progress_bar=False)
     trainer.fit(model, datamodule=data)
-    result: dict[str, Any] = {"net": name, "epochs": trainer.current_epoch,
-                              "best epoch": trainer.checkpoint_callback.best_model_path.split("epoch=")[1].split("-")[0]}
+    best_epoch = trainer.checkpoint_callback.best_model_path.split("epoch=")[1].split("-")[0]
+    result: dict[str, Any] = {"net": name, "epochs": trainer.current_epoch, "best epoch": int(best_epoch)}
     previous = data.test_split
     for split in test_splits:
         data.test_split = split

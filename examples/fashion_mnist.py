@@ -1,11 +1,12 @@
 """FashionMNIST: the lecture's 784-512-512-10 net against the 265-64-32 net with BatchNorm and Dropout(0.5).
 
-    python examples/fashion_mnist.py --data-dir /usr/share/datasets/fashion-mnist   # Debian's dataset-fashion-mnist
+    python examples/fashion_mnist.py --data-dir /usr/share/datasets/fashion-mnist    # Debian's package
     python examples/fashion_mnist.py --data-dir data      # downloads FashionMNIST (30 MB) on first use
 
-Trains both nets (RMSprop, lr 1e-3, batch 64, label smoothing 0.01 as in the lecture) with early stopping, prints the test accuracy of each
-restored best checkpoint and writes ``fashion_mnist.png`` with both runs' training and validation
-accuracy per epoch. Without the files and without network it stops with one line saying what to do.
+Trains both nets (RMSprop, lr 1e-3, batch 64, label smoothing 0.01 as in the lecture) with early stopping,
+prints the test accuracy of each restored best checkpoint and writes ``fashion_mnist.png`` with both runs'
+training and validation accuracy per epoch. Without the files and without network it stops with one line
+saying what to do.
 """
 
 from __future__ import annotations

@@ -10,5 +10,5 @@ from lit_reg.callbacks.prediction_printer import PredictionPrinter
 from lit_reg.callbacks.progress_bar import ProgressBarRefreshRate
 from lit_reg.callbacks.weight_norm import WeightNormMonitor, frobenius_norm
 
-__all__ = ["DivergenceError", "DivergenceGuard", "EarlyStopping", "FitOnlyState", "FitStateKey", "LearningCurves", "ModelCheckpoint",
-           "PredictionPrinter", "ProgressBarRefreshRate", "WeightNormMonitor", "frobenius_norm"]
+__all__ = ["DivergenceError", "DivergenceGuard", "EarlyStopping", "FitOnlyState", "FitStateKey", "LearningCurves",
+           "ModelCheckpoint", "PredictionPrinter", "ProgressBarRefreshRate", "WeightNormMonitor", "frobenius_norm"]

@@ -10,10 +10,12 @@ from lit_reg.registry import ACTIVATIONS, INITS, check_in_range, check_positive_
 
 
 def check_sizes(hidden_sizes: Sequence[int]) -> list[int]:
-    """Return ``hidden_sizes`` as a list, or raise ``ValueError`` unless all are positive integers (none is fine)."""
+    """Return ``hidden_sizes`` as a list; ``ValueError`` unless all are positive integers (an empty list is fine)."""
     sizes = list(hidden_sizes)
     if any(not isinstance(s, int) or isinstance(s, bool) or s <= 0 for s in sizes):
-        raise ValueError(f"`hidden_sizes` must be a list of positive integers ([] for no hidden layer), got {hidden_sizes!r}")
+        raise ValueError(
+            f"`hidden_sizes` must be a list of positive integers ([] for no hidden layer), got {hidden_sizes!r}"
+        )
     return sizes
 
 

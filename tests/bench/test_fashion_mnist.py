@@ -1,21 +1,19 @@
 """bench/fashion_mnist.py in --fast mode: every row it runs is the CLI's fit + test of the best checkpoint."""
 
-import importlib.util
 import json
 import statistics
 from pathlib import Path
 
 import pytest
 
+from tests.bench.conftest import load_bench
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "fashion_mnist.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_fashion_mnist", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("fashion_mnist")
 
 
 def test_fast_run_prints_mean_and_std_per_row_and_writes_every_run(bench, tmp_path, capsys, monkeypatch):

@@ -1,20 +1,15 @@
 """The benchmark runs end to end in --quick mode and reports the expected numbers (no timing thresholds)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "throughput.py"
+from tests.bench.conftest import load_bench
 
 
 @pytest.fixture(scope="module")
 def throughput():
-    spec = importlib.util.spec_from_file_location("throughput", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("throughput")
 
 
 def test_quick_run_prints_the_table_and_writes_the_json(throughput, tmp_path, capsys):

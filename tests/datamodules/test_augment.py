@@ -27,7 +27,8 @@ def test_shift_moves_each_image_by_its_own_offset_with_edges_replicated():
     images = torch.arange(2 * 16, dtype=torch.float32).view(2, 1, 4, 4)
     shifted = shift_batch(images, dy=torch.tensor([1, 0]), dx=torch.tensor([0, -1]))
     assert torch.equal(shifted[0, 0, 1:], images[0, 0, :3]) and torch.equal(shifted[0, 0, 0], images[0, 0, 0])
-    assert torch.equal(shifted[1, 0, :, :3], images[1, 0, :, 1:]) and torch.equal(shifted[1, 0, :, 3], images[1, 0, :, 3])
+    assert torch.equal(shifted[1, 0, :, :3], images[1, 0, :, 1:])
+    assert torch.equal(shifted[1, 0, :, 3], images[1, 0, :, 3])
 
 
 def test_seeded_rotation_gives_the_same_angles_every_time_and_keeps_uint8():

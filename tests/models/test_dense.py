@@ -79,7 +79,8 @@ def test_no_hidden_layer_builds_one_linear_for_every_model(model_cls):
     outputs = {DenseClassifier: 10, DenseRegressor: 1, BitmojiClassifier: 1}[model_cls]
     assert isinstance(layer, nn.Linear) and (layer.in_features, layer.out_features) == (12, outputs)
     x = torch.randn(3, 12)
-    torch.testing.assert_close(model(x).reshape(3, -1), x @ layer.weight.T + layer.bias)  # Bitmoji squeezes its one logit
+    # (Bitmoji squeezes its one logit)
+    torch.testing.assert_close(model(x).reshape(3, -1), x @ layer.weight.T + layer.bias)
 
 
 def test_a_rate_per_hidden_layer_with_no_hidden_layer_means_an_empty_list():

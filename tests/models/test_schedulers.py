@@ -127,7 +127,7 @@ def one_cycle(step: int, total: int, peak: float, pct_start: float = 0.3, div: f
 
 
 def test_onecycle_spans_the_whole_fit_and_peaks_at_lr(make_trainer):
-    """total_steps defaults to every batch of the fit (EPOCHS epochs × 2 batches), max_lr to ``lr``; stepped per batch."""
+    """total_steps defaults to every batch of the fit (EPOCHS × 2 batches), max_lr to ``lr``; stepped per batch."""
     recorder = StepMomentum()
     model = DenseRegressor(hidden_sizes=[4], lr=LR, lr_scheduler="onecycle")
     make_trainer(max_epochs=EPOCHS, callbacks=[recorder], limit_val_batches=0).fit(
