@@ -145,32 +145,42 @@ def stratified_split_indices(targets: Tensor, val_fraction: float, seed: int) ->
 
 
 def balanced_subset_indices(targets: Tensor, size: int, seed: int) -> Tensor:
-    """Seeded subset of ``size`` positions into ``targets`` with every class as equally represented as possible.
+    """Seeded subset of ``size`` positions into ``targets`` with the classes as equally represented as possible.
 
-    Each of the k classes gets ``size // k`` samples, the first ``size % k`` classes (in label order) one more,
-    drawn at random (seeded) from that class; the positions come back sorted.
+    Every class gets the same share, except that a class with fewer samples than its share gives all it has and
+    the others share the rest; what does not divide evenly goes one sample each to the first classes (in label
+    order) that have samples left. Within a class the samples are drawn at random (seeded); the positions come
+    back sorted. ``size == len(targets)`` is every position.
 
     Raises:
-        ValueError: if ``size`` exceeds ``len(targets)`` or a class has fewer samples than its share.
+        ValueError: if ``size`` exceeds ``len(targets)``.
 
     Example:
         >>> targets = torch.tensor([0, 1] * 10 + [2] * 5)
-        >>> subset = balanced_subset_indices(targets, 9, seed=0)
-        >>> torch.bincount(targets[subset]).tolist()
+        >>> torch.bincount(targets[balanced_subset_indices(targets, 9, seed=0)]).tolist()
         [3, 3, 3]
+        >>> torch.bincount(targets[balanced_subset_indices(targets, 20, seed=0)]).tolist()  # class 2 has only 5
+        [8, 7, 5]
     """
     if size > len(targets):
         raise ValueError(f"`train_size`={size} is larger than the training split, which has {len(targets)} samples")
     labels = torch.unique(targets).tolist()
+    members = {label: torch.nonzero(targets == label).flatten() for label in labels}
+    shares: dict[int, int] = {}
+    open_labels, pool = list(labels), size
+    while open_labels:  # classes smaller than the even share give all they have; repeat with what is left
+        short = [label for label in open_labels if len(members[label]) <= pool // len(open_labels)]
+        if not short:
+            break
+        for label in short:
+            shares[label] = len(members[label])
+            pool -= shares[label]
+            open_labels.remove(label)
+    for rank, label in enumerate(open_labels):  # the others share the rest; the remainder one each, in label order
+        shares[label] = pool // len(open_labels) + (1 if rank < pool % len(open_labels) else 0)
     generator = torch.Generator().manual_seed(seed)
-    parts = []
-    for rank, label in enumerate(labels):
-        members = torch.nonzero(targets == label).flatten()
-        share = size // len(labels) + (1 if rank < size % len(labels) else 0)
-        if share > len(members):
-            raise ValueError(f"`train_size`={size} needs {share} samples of class {label}, but the training split "
-                             f"has {len(members)}; pick a train_size of at most {len(members) * len(labels)}")
-        parts.append(members[torch.randperm(len(members), generator=generator)[:share]])
+    parts = [members[label][torch.randperm(len(members[label]), generator=generator)[: shares[label]]]
+             for label in labels]
     return torch.cat(parts).sort().values
 
 

@@ -175,3 +175,15 @@ def test_normalization_follows_a_new_mean_or_a_new_std_alone(fashion_root):
     torch.testing.assert_close(dm.transform_inputs(x), (x.float() / 255 - 0.5) / dm.std, rtol=1e-6, atol=1e-6)
     dm.std = torch.tensor([0.25])
     torch.testing.assert_close(dm.transform_inputs(x), (x.float() / 255 - 0.5) / 0.25, rtol=1e-6, atol=1e-6)
+
+
+def test_balanced_subset_takes_all_of_a_short_class_and_the_whole_split_at_full_size():
+    from datamodules.base import balanced_subset_indices
+
+    targets = torch.tensor([0] * 50 + [1] * 30 + [2] * 8)
+    counts = torch.bincount(targets[balanced_subset_indices(targets, 40, seed=0)]).tolist()
+    assert counts == [16, 16, 8]  # class 2 gives its 8, the other two share the remaining 32
+    assert balanced_subset_indices(targets, 88, seed=0).tolist() == list(range(88))  # all of an unbalanced split
+    assert torch.bincount(targets[balanced_subset_indices(targets, 25, seed=0)]).tolist() == [9, 8, 8]
+    with pytest.raises(ValueError, match=r"`train_size`=89 is larger than the training split, which has 88"):
+        balanced_subset_indices(targets, 89, seed=0)
