@@ -6,7 +6,12 @@ import pytorch_lightning as pl
 import torch
 
 from datamodules import FashionMNISTDataModule
-from datamodules.base import BatchTensorDataset, EpochRandomSampler, stratified_split_indices
+from datamodules.base import (
+    BatchTensorDataset,
+    EpochRandomSampler,
+    balanced_subset_indices,
+    stratified_split_indices,
+)
 from tests.helpers.index_data import IndexData
 from tests.helpers.reference import reference_loader
 
@@ -178,8 +183,6 @@ def test_normalization_follows_a_new_mean_or_a_new_std_alone(fashion_root):
 
 
 def test_balanced_subset_takes_all_of_a_short_class_and_the_whole_split_at_full_size():
-    from datamodules.base import balanced_subset_indices
-
     targets = torch.tensor([0] * 50 + [1] * 30 + [2] * 8)
     counts = torch.bincount(targets[balanced_subset_indices(targets, 40, seed=0)]).tolist()
     assert counts == [16, 16, 8]  # class 2 gives its 8, the other two share the remaining 32
