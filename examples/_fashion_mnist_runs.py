@@ -15,6 +15,7 @@ from _common import exit_with
 from datamodules import FashionMNISTDataModule
 from datamodules.fakes import write_fashion_mnist
 from lit_reg import DenseClassifier, default_callbacks, default_logger
+from lit_reg.callbacks import LearningCurves
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DATA_DIR = os.environ.get("LIT_REG_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
@@ -59,8 +60,8 @@ def fit_and_test(name: str, model_kwargs: dict[str, Any], data: FashionMNISTData
     trainer = pl.Trainer(max_epochs=max_epochs, logger=default_logger(name, save_dir=str(out)), callbacks=callbacks,
                          enable_model_summary=False, enable_progress_bar=False)
     trainer.fit(model, datamodule=data)
-    best_epoch = trainer.checkpoint_callback.best_model_path.split("epoch=")[1].split("-")[0]
-    result: dict[str, Any] = {"net": name, "epochs": trainer.current_epoch, "best epoch": int(best_epoch)}
+    curves = next(c for c in callbacks if isinstance(c, LearningCurves))  # its monitor and mode are the checkpoint's
+    result: dict[str, Any] = {"net": name, "epochs": trainer.current_epoch, "best epoch": curves.best_epoch}
     previous = data.test_split
     for split in test_splits:
         data.test_split = split
