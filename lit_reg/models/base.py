@@ -162,29 +162,39 @@ class RegularizedModule(pl.LightningModule):
 
     # pragma: no mutate start (mutmut's trampolines would hide this frame from Lightning's save_hyperparameters)
     def _save_own_hyperparameters(self) -> None:
-        """``save_hyperparameters()`` for the concrete class: keep only the arguments its ``__init__`` takes.
+        """``save_hyperparameters()`` for the concrete class: keep only the arguments it accepts.
 
-        Lightning collects the arguments of every ``__init__`` in the chain (and the CLI may pass linked
-        values a class does not take); ``hparams.yaml`` and checkpoints should hold exactly what
-        ``type(self)(**hparams)`` accepts.
+        Lightning collects the arguments of every ``__init__`` in the chain, this one's first, so the base's
+        defaults are there even when a subclass passes its options on with ``**kwargs``; ``hparams.yaml`` and
+        checkpoints should hold exactly what ``type(self)(**hparams)`` accepts (:meth:`accepted_arguments`).
         """
-        frame = inspect.currentframe().f_back.f_back  # the concrete class's __init__
+        frame = inspect.currentframe().f_back  # RegularizedModule.__init__
         self.save_hyperparameters(frame=frame)
-        accepted = inspect.signature(type(self).__init__).parameters
+        accepted = self.accepted_arguments()
         extra = [key for key in self.hparams if key not in accepted and not key.startswith("_")]
         if extra:
             self.save_hyperparameters(ignore=extra, frame=frame)
 
     # pragma: no mutate end
-    @staticmethod
-    def base_arguments(local_vars: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-        """The arguments of ``RegularizedModule.__init__`` found in a subclass's ``locals()``, plus ``overrides``.
+    @classmethod
+    def accepted_arguments(cls) -> list[str]:
+        """The arguments ``cls(...)`` takes: its own named ones, and through ``**kwargs`` the base's optional ones.
 
-        A subclass lists every argument in its own signature (the CLI reads signatures) and passes them on
-        with ``super().__init__(**self.base_arguments(locals(), output_size=num_classes))``.
+        A subclass names the base arguments it needs or gives another default, derives the ones without a
+        default it does not name (``output_size=num_classes``) and passes the rest on with ``**kwargs``, so a new
+        option of the base is one change here. Example:
+
+            >>> from lit_reg.models import DenseClassifier
+            >>> accepted = DenseClassifier.accepted_arguments()
+            >>> "num_classes" in accepted, "output_size" in accepted, "l2_penalty" in accepted
+            (True, False, True)
         """
-        names = [name for name in inspect.signature(RegularizedModule.__init__).parameters if name != "self"]
-        return {**{name: local_vars[name] for name in names if name in local_vars}, **overrides}
+        own = inspect.signature(cls.__init__).parameters.values()
+        named = [p.name for p in own if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if not any(p.kind is p.VAR_KEYWORD for p in own):
+            return named
+        base = inspect.signature(RegularizedModule.__init__).parameters.values()
+        return named + [p.name for p in base if p.default is not p.empty and p.name not in named]
 
     @staticmethod
     def _check_momentum(optimizer: str, momentum: float, nesterov: bool) -> None:

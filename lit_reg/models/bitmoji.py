@@ -26,10 +26,12 @@ class BitmojiClassifier(RegularizedModule):
 
     Args:
         input_size: number of input features (channels × height × width).
-        hidden_sizes, activation, dropout, batchnorm, optimizer, lr, weight_decay, momentum, nesterov,
-            l1_penalty, l2_penalty, penalize_all_parameters, lr_scheduler, lr_scheduler_kwargs, init: see
-            :class:`~lit_reg.models.base.RegularizedModule`.
+        hidden_sizes: width of each hidden layer; ``[]`` is logistic regression (one ``Linear``).
+        activation: activation name (see :data:`lit_reg.registry.ACTIVATIONS`).
+        dropout: one rate in [0, 1) for all hidden layers, or one rate per hidden layer.
         classes: the two class names, negative first.
+        **kwargs: every other option of :class:`~lit_reg.models.base.RegularizedModule` (batchnorm, optimizer,
+            lr, weight_decay, penalties, lr_scheduler, init, ...).
 
     Raises:
         ValueError: ``classes`` does not hold two distinct names, or any base argument is out of range.
@@ -49,23 +51,13 @@ class BitmojiClassifier(RegularizedModule):
         hidden_sizes: Sequence[int] = (256, 128, 64, 16),
         activation: str = "leaky_relu",
         dropout: float | Sequence[float] = 0.1,
-        batchnorm: bool = False,
-        optimizer: str = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        momentum: float = 0.0,
-        nesterov: bool = False,
-        l1_penalty: float = 0.0,
-        l2_penalty: float = 0.0,
-        penalize_all_parameters: bool = False,
-        lr_scheduler: str | None = None,
-        lr_scheduler_kwargs: dict[str, Any] | None = None,
-        init: str = "default",
         classes: Sequence[str] = ("not_tom", "tom"),
+        **kwargs: Any,
     ) -> None:
         if isinstance(classes, str) or len(classes) != 2 or len(set(classes)) != 2:
             raise ValueError(f"`classes` must be two distinct class names (negative first), got {classes!r}")
-        super().__init__(**self.base_arguments(locals(), output_size=1))
+        super().__init__(input_size=input_size, output_size=1, hidden_sizes=hidden_sizes, activation=activation,
+                         dropout=dropout, **kwargs)
 
     # pragma: no mutate end
     def configure_metrics(self) -> MetricCollection:

@@ -22,11 +22,11 @@ class DenseClassifier(RegularizedModule):
     Args:
         input_size: number of input features (784 for 28×28 FashionMNIST).
         num_classes: number of classes, >= 2.
-        hidden_sizes, activation, dropout, batchnorm, optimizer, lr, weight_decay, momentum, nesterov,
-            l1_penalty, l2_penalty, penalize_all_parameters, lr_scheduler, lr_scheduler_kwargs, init: see
-            :class:`~lit_reg.models.base.RegularizedModule`.
+        hidden_sizes: width of each hidden layer; ``[]`` is softmax regression (one ``Linear``).
         label_smoothing: in [0, 1): cross-entropy against targets mixed with the uniform distribution
             (``F.cross_entropy(..., label_smoothing=...)``); the lecture uses 0.01.
+        **kwargs: every other option of :class:`~lit_reg.models.base.RegularizedModule` (activation, dropout,
+            batchnorm, optimizer, lr, weight_decay, penalties, lr_scheduler, init, ...).
 
     Example:
         >>> import torch
@@ -41,26 +41,13 @@ class DenseClassifier(RegularizedModule):
         input_size: int = 784,
         num_classes: int = 10,
         hidden_sizes: Sequence[int] = (512, 512),
-        activation: str = "relu",
-        dropout: float | Sequence[float] = 0.0,
-        batchnorm: bool = False,
-        optimizer: str = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        momentum: float = 0.0,
-        nesterov: bool = False,
-        l1_penalty: float = 0.0,
-        l2_penalty: float = 0.0,
-        penalize_all_parameters: bool = False,
-        lr_scheduler: str | None = None,
-        lr_scheduler_kwargs: dict[str, Any] | None = None,
-        init: str = "default",
         label_smoothing: float = 0.0,
+        **kwargs: Any,
     ) -> None:
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}")
         check_in_range(label_smoothing, "label_smoothing", 0.0, 1.0)
-        super().__init__(**self.base_arguments(locals(), output_size=num_classes))
+        super().__init__(input_size=input_size, output_size=num_classes, hidden_sizes=hidden_sizes, **kwargs)
 
     # pragma: no mutate end
     def configure_metrics(self) -> MetricCollection:

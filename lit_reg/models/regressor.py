@@ -21,9 +21,10 @@ class DenseRegressor(RegularizedModule):
     Args:
         input_size: number of input features.
         output_size: number of regression targets.
-        hidden_sizes, activation, dropout, batchnorm, optimizer, lr, weight_decay, momentum, nesterov,
-            l1_penalty, l2_penalty, penalize_all_parameters, lr_scheduler, lr_scheduler_kwargs, init: see
-            :class:`~lit_reg.models.base.RegularizedModule`.
+        hidden_sizes: width of each hidden layer; ``[]`` is linear regression (one ``Linear``).
+        activation: activation name (see :data:`lit_reg.registry.ACTIVATIONS`).
+        **kwargs: every other option of :class:`~lit_reg.models.base.RegularizedModule` (dropout, batchnorm,
+            optimizer, lr, weight_decay, penalties, lr_scheduler, init, ...).
 
     Example:
         >>> import torch
@@ -39,21 +40,10 @@ class DenseRegressor(RegularizedModule):
         output_size: int = 1,
         hidden_sizes: Sequence[int] = (300, 500),
         activation: str = "leaky_relu",
-        dropout: float | Sequence[float] = 0.0,
-        batchnorm: bool = False,
-        optimizer: str = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        momentum: float = 0.0,
-        nesterov: bool = False,
-        l1_penalty: float = 0.0,
-        l2_penalty: float = 0.0,
-        penalize_all_parameters: bool = False,
-        lr_scheduler: str | None = None,
-        lr_scheduler_kwargs: dict[str, Any] | None = None,
-        init: str = "default",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(**self.base_arguments(locals()))
+        super().__init__(input_size=input_size, output_size=output_size, hidden_sizes=hidden_sizes,
+                         activation=activation, **kwargs)
 
     # pragma: no mutate end
     def configure_metrics(self) -> MetricCollection:
