@@ -4,7 +4,7 @@
 
 Trains three nets with the same seed: lecture 004's plain 784-250-100-10 (``configs/fashion_mnist_004.yaml``),
 our regularized MLP (``configs/fashion_mnist_best.yaml``) and that MLP trained with random rotations of up to
-``--rotation`` degrees (plus its flips and shifts). Each best checkpoint is tested on the plain test set and on
+``--rotation`` degrees and horizontal flips. Each best checkpoint is tested on the plain test set and on
 the same images rotated by seeded angles in [-25°, 25°] (``test_rotation=25``, the lecture's
 ``RandomRotation(25, fill=0)``). Prints the table and writes ``rotated_test.png``.
 """
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     plain_model, plain_data, plain_epochs = config("fashion_mnist_004")
     best_model, best_data, best_epochs = config("fashion_mnist_best")
     best_data = {**best_data, "augment": False}
-    augmented_data = {**best_data, "augment": True, "rotation": args.rotation}
+    augmented_data = {**best_data, "augment": True, "rotation": args.rotation, "hflip": True, "max_shift": 0}
     nets = [("plain", "plain", plain_model, plain_data, plain_epochs, "val_loss"),
             ("regularized", "regularized", best_model, best_data, best_epochs, "val_acc"),
             ("rotation", f"regularized + rotation ±{args.rotation:g}°", best_model, augmented_data, best_epochs,
