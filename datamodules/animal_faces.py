@@ -4,7 +4,6 @@ experiment of the regularization lecture."""
 from __future__ import annotations
 
 import http.client
-import logging
 import os
 import shutil
 import tempfile
@@ -18,8 +17,6 @@ from torchvision.datasets.utils import calculate_md5, download_url, extract_arch
 from datamodules.base import InMemoryDataModule, check_positive_int
 from datamodules.fashion_mnist import network_timeout
 from datamodules.image_folder import DEFAULT_CACHE_DIR, ImageFolderDataModule
-
-log = logging.getLogger(__name__)
 
 #: what a failed download or extraction can raise (http.client.IncompleteRead is no OSError)
 DOWNLOAD_ERRORS = (OSError, RuntimeError, ValueError, EOFError, http.client.HTTPException, zipfile.BadZipFile)
@@ -50,9 +47,11 @@ class AnimalFacesDataModule(InMemoryDataModule):
     (:attr:`default_val_fraction`), ``train_size=None`` all the images left. ``val/`` is the test split.
     Only the files of the chosen subsets are decoded.
 
-    Label noise: ``round(label_noise * len(train))`` training samples, chosen with ``seed``, get a label drawn
-    uniformly from the *other* classes (``label_noise=1.0``: every label changed, the lecture's
-    "afhq_random"; ``0.15``: its partially shuffled set). Validation and test labels never change.
+    Label noise (:class:`~datamodules.base.InMemoryDataModule`): ``round(label_noise * len(train))`` training
+    samples, picked with ``seed``, are relabeled. ``label_noise_mode="shuffle"`` permutes their labels among
+    themselves, as the lecture's archives do (``label_noise=1.0``: "afhq_random", every label shuffled; ``0.15``:
+    its partially shuffled set); ``"other_class"`` (the default) gives each a label drawn uniformly from the
+    *other* classes, so every picked label is wrong. Validation and test labels never change.
 
     Specs: ``classes`` ``["cat", "dog", "wild"]``, ``num_classes`` 3, ``input_size`` ``3 * image_size**2``,
     known right after ``__init__`` (no file is read).
@@ -62,7 +61,9 @@ class AnimalFacesDataModule(InMemoryDataModule):
         image_size: side of the square images, > 0 (the archive's images are 32×32).
         train_size: training images drawn from ``train/``; None: all not drawn for validation.
         val_size: validation images drawn from ``train/``; None: 10 % of the folder.
-        label_noise: share of the training subset whose label is replaced by another class, in [0, 1].
+        label_noise: share of the training subset to relabel, in [0, 1].
+        label_noise_mode: ``"other_class"`` (a label of another class) or ``"shuffle"`` (the picked samples' labels
+            permuted among themselves, the lecture's).
         seed: seed of the subsets and of the label noise.
         batch_size: samples per batch.
         download: download and extract the archive in ``prepare_data`` when the tree is missing.
@@ -78,6 +79,7 @@ class AnimalFacesDataModule(InMemoryDataModule):
     Attributes:
         root: ``<data_dir>/afhq``.
         noisy_indices: indices into the training subset whose label was changed (sorted), after ``setup``.
+        relabeled_indices: indices into the training subset picked for relabeling (sorted), after ``setup``.
         clean_train_targets: the training subset's labels before the noise, after ``setup``.
 
     Raises:
@@ -109,6 +111,7 @@ class AnimalFacesDataModule(InMemoryDataModule):
         train_size: int | None = None,
         val_size: int | None = None,
         label_noise: float = 0.0,
+        label_noise_mode: str = "other_class",
         seed: int = 2021,
         batch_size: int = 128,
         download: bool = True,
@@ -122,14 +125,12 @@ class AnimalFacesDataModule(InMemoryDataModule):
         test_rotation: float = 0.0,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, pin_memory=pin_memory,
-                         device_cache=device_cache, test_rotation=test_rotation)
+                         device_cache=device_cache, test_rotation=test_rotation, label_noise=label_noise,
+                         label_noise_mode=label_noise_mode)
         self.data_dir = str(data_dir)
         self.image_size = check_positive_int(image_size, "image_size")
         self.train_size = check_optional_size(train_size, "train_size")
         self.val_size = check_optional_size(val_size, "val_size")
-        if isinstance(label_noise, bool) or not isinstance(label_noise, (int, float)) or not 0 <= label_noise <= 1:
-            raise ValueError(f"`label_noise` must be a number in [0, 1], got {label_noise!r}")
-        self.label_noise = float(label_noise)
         self.download = download
         self.url = url
         self.md5 = md5
@@ -137,8 +138,6 @@ class AnimalFacesDataModule(InMemoryDataModule):
         self.download_timeout = download_timeout
         self.dims = (3, image_size, image_size)
         self.input_size = 3 * image_size * image_size
-        self.noisy_indices: Tensor | None = None
-        self.clean_train_targets: Tensor | None = None
         self.fit_normalization(None)
 
     # -- files ------------------------------------------------------------------------------------
@@ -267,17 +266,6 @@ class AnimalFacesDataModule(InMemoryDataModule):
         order = torch.randperm(num_images, generator=torch.Generator().manual_seed(self.seed))
         return order[num_val:num_val + num_train], order[:num_val]
 
-    def noisy_labels(self, targets: Tensor) -> tuple[Tensor, Tensor]:
-        """``(labels, changed)``: ``round(label_noise * n)`` of ``targets``, chosen with the seed, moved to a
-        uniformly drawn other class; ``changed`` are their sorted indices."""
-        generator = torch.Generator().manual_seed(self.seed + 1)  # another stream than the subsets'
-        count = round(self.label_noise * len(targets))
-        changed = torch.randperm(len(targets), generator=generator)[:count].sort().values
-        offsets = torch.randint(1, self.num_classes, (count,), generator=generator)
-        labels = targets.clone()
-        labels[changed] = (targets[changed] + offsets) % self.num_classes
-        return labels, changed
-
     def load_splits(self) -> dict[str, tuple[Tensor, Tensor]]:
         folder = self._folder()
         samples = folder.samples(folder.train_dir, "train_dir")
@@ -288,14 +276,8 @@ class AnimalFacesDataModule(InMemoryDataModule):
             targets = torch.tensor([target for _, target in chosen], dtype=torch.long)
             return folder.decode_files([path for path, _ in chosen]), targets
 
-        train_images, self.clean_train_targets = decode(train_idx)
-        train_targets, self.noisy_indices = self.noisy_labels(self.clean_train_targets)
-        if self.label_noise > 0:
-            log.info("AnimalFaces: label_noise=%g changed %d of %d training labels (seed %d); their indices "
-                     "are in `noisy_indices`", self.label_noise, len(self.noisy_indices), len(train_targets),
-                     self.seed)
         return {
-            "train": (train_images, train_targets),
+            "train": decode(train_idx),
             "val": decode(val_idx),
             "test": folder.read_split(folder.val_dir, "val_dir"),
         }

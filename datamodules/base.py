@@ -10,6 +10,7 @@ indexed there and no step copies from host to device.
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,13 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from datamodules.augment import BatchAugmentation, check_rotation, seeded_rotation
 
 SPLITS = ("train", "val", "test")
+#: how ``label_noise`` relabels the training samples it picks (the keys are the allowed ``label_noise_mode``)
+LABEL_NOISE_MODES = {
+    "other_class": "each picked sample gets a label drawn uniformly from the other classes (every one changes)",
+    "shuffle": "the picked samples' labels are permuted among themselves (the lecture's; the label counts stay)",
+}
+
+log = logging.getLogger(__name__)
 
 
 class BatchTensorDataset(Dataset):
@@ -184,6 +192,43 @@ def balanced_subset_indices(targets: Tensor, size: int, seed: int) -> Tensor:
     return torch.cat(parts).sort().values
 
 
+def check_label_noise(label_noise: float, label_noise_mode: str) -> tuple[float, str]:
+    """``(label_noise, label_noise_mode)`` checked: a number in [0, 1] and a key of :data:`LABEL_NOISE_MODES`."""
+    if isinstance(label_noise, bool) or not isinstance(label_noise, (int, float)) or not 0 <= label_noise <= 1:
+        raise ValueError(f"`label_noise` must be a number in [0, 1], got {label_noise!r}")
+    if not isinstance(label_noise_mode, str) or label_noise_mode not in LABEL_NOISE_MODES:
+        raise ValueError(f"`label_noise_mode` must be one of {sorted(LABEL_NOISE_MODES)}, got {label_noise_mode!r}")
+    return float(label_noise), label_noise_mode
+
+
+def noisy_labels(targets: Tensor, fraction: float, mode: str, num_classes: int, seed: int) -> tuple[Tensor, Tensor]:
+    """``(labels, picked)``: ``round(fraction * len(targets))`` positions, drawn with ``seed``, relabeled by ``mode``.
+
+    ``"other_class"`` moves each picked label to a uniformly drawn other class; ``"shuffle"`` permutes the picked
+    labels among themselves (so the label counts do not change, and a label may land where it was). ``picked``
+    are the positions drawn, sorted; ``targets`` itself is not changed.
+
+    Example:
+        >>> targets = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1, 2, 0])
+        >>> labels, picked = noisy_labels(targets, 0.5, "other_class", 3, seed=0)
+        >>> len(picked), bool((labels[picked] != targets[picked]).all())
+        (5, True)
+        >>> labels, picked = noisy_labels(targets, 1.0, "shuffle", 3, seed=0)
+        >>> torch.equal(labels.sort().values, targets.sort().values)
+        True
+    """
+    generator = torch.Generator().manual_seed(seed)
+    count = round(fraction * len(targets))
+    picked = torch.randperm(len(targets), generator=generator)[:count].sort().values
+    labels = targets.clone()
+    if mode == "other_class":
+        offsets = torch.randint(1, num_classes, (count,), generator=generator)
+        labels[picked] = (targets[picked] + offsets) % num_classes
+    else:
+        labels[picked] = targets[picked][torch.randperm(count, generator=generator)]
+    return labels, picked
+
+
 def _histogram_mean_std(values_uint8: Tensor) -> tuple[Tensor, Tensor]:
     counts = torch.bincount(values_uint8.reshape(-1), minlength=256).double()
     values = torch.arange(256, dtype=torch.float64) / 255.0
@@ -238,6 +283,14 @@ class InMemoryDataModule(pl.LightningDataModule):
     ``"test_rotated"`` when ``test_rotation`` > 0, else ``"test"``; set it to ``"test"`` to evaluate on the
     un-rotated images with the same datamodule.
 
+    Label noise (classification only): :meth:`setup` relabels ``round(label_noise * n)`` of the ``n`` training
+    samples, picked with ``seed`` (the same ones, with the same new labels, on every run), as ``label_noise_mode``
+    says: ``"other_class"`` gives each a label drawn from the other classes (every one changes, so with
+    ``label_noise=1.0`` a net that learns anything learns to avoid the true class: *below* chance on clean data);
+    ``"shuffle"`` permutes their labels among themselves, as lecture 002's "random labels" set does (the label
+    counts stay; with ``label_noise=1.0`` about ``1 - 1/C`` of ``C`` balanced classes' labels change). Validation
+    and test labels never change.
+
     Args:
         batch_size: samples per batch, > 0.
         num_workers: ``DataLoader`` worker processes (0 loads in the main process, which is fastest for
@@ -249,6 +302,17 @@ class InMemoryDataModule(pl.LightningDataModule):
             indexed there and no step copies from host to device (loaders then run in the main process).
             On CPU it changes nothing; batches and results are the same either way.
         test_rotation: largest rotation in degrees of the rotated test split, in [0, 180]; 0 builds none.
+        label_noise: share of the training samples to relabel, in [0, 1].
+        label_noise_mode: ``"other_class"`` or ``"shuffle"`` (see above).
+
+    Attributes:
+        clean_train_targets: the training labels before the label noise, after :meth:`setup`.
+        relabeled_indices: the ``round(label_noise * n)`` training samples picked for new labels (sorted).
+        noisy_indices: the training samples whose label now differs from :attr:`clean_train_targets` (sorted;
+            with ``"shuffle"`` a picked sample may keep its label).
+
+    Raises:
+        ValueError: an argument is out of range (at ``__init__``), or ``label_noise`` > 0 for regression targets.
     """
 
     input_size: int
@@ -257,7 +321,8 @@ class InMemoryDataModule(pl.LightningDataModule):
     classes: list[str] | None = None
 
     def __init__(self, batch_size: int = 64, num_workers: int = 0, seed: int = 42, pin_memory: bool | None = None,
-                 device_cache: bool = False, test_rotation: float = 0.0) -> None:
+                 device_cache: bool = False, test_rotation: float = 0.0, label_noise: float = 0.0,
+                 label_noise_mode: str = "other_class") -> None:
         super().__init__()
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if not isinstance(num_workers, int) or num_workers < 0:
@@ -268,6 +333,10 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.device_cache = device_cache
         self.test_rotation = check_rotation(test_rotation, "test_rotation")
         self.test_split = "test_rotated" if self.test_rotation else "test"
+        self.label_noise, self.label_noise_mode = check_label_noise(label_noise, label_noise_mode)
+        self.clean_train_targets: Tensor | None = None
+        self.relabeled_indices: Tensor | None = None
+        self.noisy_indices: Tensor | None = None
         self.augmentation: BatchAugmentation | None = None
         self.datasets: dict[str, BatchTensorDataset] = {}
         self._device_datasets: dict[str, BatchTensorDataset] = {}
@@ -284,6 +353,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         if "train" in self.datasets:
             return
         splits = self.load_splits()
+        if "train" in splits:
+            splits["train"] = (splits["train"][0], self.apply_label_noise(splits["train"][1]))
         self.datasets.update({name: BatchTensorDataset(*tensors) for name, tensors in splits.items()})
         if self.test_rotation and "test" in splits:
             images, targets = splits["test"]
@@ -291,6 +362,29 @@ class InMemoryDataModule(pl.LightningDataModule):
                 seeded_rotation(images, self.test_rotation, self.seed), targets)
         if self.mean is None:
             self.fit_normalization(splits["train"][0])
+
+    def apply_label_noise(self, targets: Tensor) -> Tensor:
+        """The training labels with ``label_noise`` applied (see the class docstring); sets
+        :attr:`clean_train_targets`, :attr:`relabeled_indices` and :attr:`noisy_indices` for class labels.
+
+        Raises:
+            ValueError: if ``label_noise`` > 0 and the datamodule has no classes (regression targets).
+        """
+        if self.num_classes is None:
+            if self.label_noise:
+                raise ValueError(f"`label_noise`={self.label_noise:g} relabels classes, but {type(self).__name__} "
+                                 "has regression targets; leave it at 0")
+            return targets
+        labels, self.relabeled_indices = noisy_labels(targets, self.label_noise, self.label_noise_mode,
+                                                      self.num_classes, self.seed + 1)  # another stream than splits'
+        self.clean_train_targets = targets
+        self.noisy_indices = torch.nonzero(labels != targets).flatten()
+        if self.label_noise:
+            log.info("%s: label_noise=%g (%s) relabeled %d of %d training samples and changed %d labels (seed %d); "
+                     "their indices are in `relabeled_indices` and `noisy_indices`", type(self).__name__,
+                     self.label_noise, self.label_noise_mode, len(self.relabeled_indices), len(labels),
+                     len(self.noisy_indices), self.seed)
+        return labels
 
     def fit_normalization(self, train_inputs: Tensor) -> None:
         """Set :attr:`mean`/:attr:`std` from the training inputs. The base leaves inputs unnormalized."""

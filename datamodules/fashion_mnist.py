@@ -87,7 +87,8 @@ class FashionMNISTDataModule(InMemoryDataModule):
         data_dir: folder holding the four files, or ``FashionMNIST/raw/`` with them (downloads go there).
         batch_size: samples per batch.
         val_fraction: fraction of the training images held out for validation, in (0, 1).
-        seed: seed of the train/validation split, of ``train_size``'s subset and of the rotated test set.
+        seed: seed of the train/validation split, of ``train_size``'s subset, of the rotated test set and of the
+            label noise.
         download: download the files with torchvision if they are not found (``prepare_data`` does it, once).
         num_workers: ``DataLoader`` workers.
         download_timeout: seconds a download may wait on the network before giving up.
@@ -101,6 +102,11 @@ class FashionMNISTDataModule(InMemoryDataModule):
         rotation, max_shift, hflip: the augmentation's ranges.
         test_rotation: also hold the test set rotated by seeded angles within this many degrees and test on
             it (the lecture's ``RandomRotation(25, fill=0)``); see :class:`~datamodules.base.InMemoryDataModule`.
+        label_noise: share of the training images (after ``train_size``) to relabel, in [0, 1]; validation and
+            test labels never change.
+        label_noise_mode: ``"other_class"`` (a label of another class) or ``"shuffle"`` (the picked images' labels
+            permuted among themselves, as lecture 002's random labels); see
+            :class:`~datamodules.base.InMemoryDataModule`.
 
     Raises:
         RuntimeError: when the files are missing and cannot be downloaded, naming ``data_dir`` and the
@@ -134,9 +140,12 @@ class FashionMNISTDataModule(InMemoryDataModule):
         max_shift: int = 2,
         hflip: bool = True,
         test_rotation: float = 0.0,
+        label_noise: float = 0.0,
+        label_noise_mode: str = "other_class",
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, pin_memory=pin_memory,
-                         device_cache=device_cache, test_rotation=test_rotation)
+                         device_cache=device_cache, test_rotation=test_rotation, label_noise=label_noise,
+                         label_noise_mode=label_noise_mode)
         self.data_dir = str(data_dir)
         self.val_fraction = check_fraction(val_fraction, "val_fraction")
         self.download = download

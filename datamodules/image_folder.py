@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -23,6 +25,8 @@ from datamodules.base import (
     stratified_split_indices,
     uint8_mean_std,
 )
+
+log = logging.getLogger(__name__)
 
 #: bump when the decoded format changes, so older cache files are not read
 CACHE_VERSION = 1
@@ -78,7 +82,8 @@ class ImageFolderDataModule(InMemoryDataModule):
     Subclasses (e.g. a downloaded dataset) may override :meth:`prepare_data` and pass their folders here.
 
     Args:
-        train_dir: ImageFolder root of the training images.
+        train_dir: ImageFolder root of the training images; its class folders name the classes. Read, with
+            ``val_dir`` and ``test_dir``, when fit, validate or test sets up; predict needs none of them.
         val_dir: ImageFolder root of the validation images; None splits ``train_dir``.
         test_dir: ImageFolder root of the test images; None leaves no test split.
         predict_dir: a folder of images, or one image file, for ``predict``.
@@ -94,6 +99,12 @@ class ImageFolderDataModule(InMemoryDataModule):
         cache_dir: folder for the decoded-tensor cache (``~`` expanded); None or ``""`` turns caching off.
         rotation: largest random rotation in degrees for ``augment``, in [0, 180].
         test_rotation: largest rotation of the rotated test split, in [0, 180]; 0 builds none.
+        label_noise, label_noise_mode: relabel this share of the training split, by ``"other_class"`` or
+            ``"shuffle"`` (see :class:`~datamodules.base.InMemoryDataModule`); validation and test labels stay.
+        classes: the class names, in target order, for when ``train_dir`` is not at hand; a checkpoint holds them
+            (the datamodule's hyperparameters, with ``image_size``, ``grayscale`` and, in its state, the mean/std),
+            so ``lit-reg predict --ckpt_path CKPT --data.predict_dir IMAGES`` needs nothing else. With ``train_dir``
+            present they must equal its class folders.
 
     Attributes:
         classes: class names, sorted; ``class_to_idx`` maps them to targets.
@@ -115,7 +126,7 @@ class ImageFolderDataModule(InMemoryDataModule):
 
     def __init__(
         self,
-        train_dir: str,
+        train_dir: str | None = None,
         val_dir: str | None = None,
         test_dir: str | None = None,
         predict_dir: str | None = None,
@@ -131,16 +142,19 @@ class ImageFolderDataModule(InMemoryDataModule):
         cache_dir: str | None = DEFAULT_CACHE_DIR,
         rotation: float = 0.0,
         test_rotation: float = 0.0,
+        label_noise: float = 0.0,
+        label_noise_mode: str = "other_class",
+        classes: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, test_rotation=test_rotation)
-        self.train_dir = check_dir(str(train_dir), "train_dir")
-        self.val_dir = None if val_dir is None else check_dir(str(val_dir), "val_dir")
-        self.test_dir = None if test_dir is None else check_dir(str(test_dir), "test_dir")
-        if predict_dir is not None and not os.path.exists(predict_dir):
-            raise FileNotFoundError(
-                f"`predict_dir` {predict_dir} does not exist; give a folder of images or one image file."
-            )
-        self.predict_dir = None if predict_dir is None else str(predict_dir)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, test_rotation=test_rotation,
+                         label_noise=label_noise, label_noise_mode=label_noise_mode)
+        self.train_dir, self.val_dir, self.test_dir, self.predict_dir = (
+            None if folder is None else str(folder) for folder in (train_dir, val_dir, test_dir, predict_dir))
+        self.classes = self._class_names(classes)
+        # with the classes found (the CLI hands over its own copy of the arguments): a checkpoint then rebuilds
+        # this datamodule for predict, without the folders
+        self.save_hyperparameters()
+        self.save_hyperparameters({**self.hparams, "classes": self.classes})
         self.image_size = check_positive_int(image_size, "image_size")
         self.grayscale = grayscale
         self.val_fraction = check_fraction(val_fraction, "val_fraction")
@@ -152,19 +166,46 @@ class ImageFolderDataModule(InMemoryDataModule):
         self.rotation = rotation
         self.augmentation = BatchAugmentation(hflip=True, max_shift=max_shift, rotation=rotation) if augment else None
         self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else None
-        self.classes, self.class_to_idx = self._find_classes(self.train_dir, "train_dir")
+        self.class_to_idx = {name: index for index, name in enumerate(self.classes)}
         self.num_classes = len(self.classes)
         self.channels = 1 if grayscale else 3
         self.input_size = self.channels * image_size * image_size
-        for argument in ("val_dir", "test_dir"):
+
+    def _class_names(self, classes: Sequence[str] | None) -> list[str]:
+        """The class folders of ``train_dir``; or ``classes`` when given and ``train_dir`` is not at hand (predicting
+        from a checkpoint on another machine): the folders are then read, and checked, only by a stage that needs
+        them."""
+        if classes is not None:
+            if isinstance(classes, str) or not classes or len(set(classes)) != len(classes):
+                raise ValueError(f"`classes` must be a list of distinct class names, got {classes!r}")
+            if self.train_dir is None or not os.path.isdir(self.train_dir):
+                return list(classes)
+        if self.train_dir is None:
+            raise ValueError("ImageFolderDataModule needs `train_dir` (an ImageFolder tree: its class folders name "
+                             "the classes) or `classes`; to predict with a trained model pass its checkpoint: "
+                             "lit-reg predict --ckpt_path CKPT --data.predict_dir IMAGES")
+        found, _ = self._find_classes(check_dir(self.train_dir, "train_dir"), "train_dir")
+        if classes is not None and list(classes) != found:
+            raise ValueError(f"`classes` {list(classes)} differ from the class folders {found} of `train_dir` "
+                             f"{self.train_dir}; leave `classes` out to use the folders")
+        return found
+
+    def _check_folders(self) -> None:
+        """Before the splits are read: every folder given exists and has the training classes."""
+        if self.train_dir is None:
+            raise ValueError("`train_dir` is not set: fit, validate and test read the ImageFolder tree it names; "
+                             "only predict works without it")
+        for argument in ("train_dir", "val_dir", "test_dir"):
             folder = getattr(self, argument)
-            if folder is not None:
-                classes, _ = self._find_classes(folder, argument)
-                if classes != self.classes:
-                    raise ValueError(
-                        f"`{argument}` {folder} has classes {classes} but `train_dir` {self.train_dir} has "
-                        f"{self.classes}; both need the same class folders."
-                    )
+            if folder is None:
+                continue
+            classes, _ = self._find_classes(check_dir(folder, argument), argument)
+            if classes != self.classes:
+                raise ValueError(
+                    f"`{argument}` {folder} has classes {classes} but "
+                    + (f"`train_dir` {self.train_dir} has" if argument != "train_dir" else "`classes` are")
+                    + f" {self.classes}; both need the same class folders."
+                )
 
     # -- finding and decoding files ---------------------------------------------------------------
     @staticmethod
@@ -218,7 +259,9 @@ class ImageFolderDataModule(InMemoryDataModule):
         """All ``paths`` decoded into one uint8 ``(N, C, image_size, image_size)`` tensor, cached on disk."""
         cache = self._cache_path(paths)
         if cache is not None and os.path.isfile(cache):
-            return torch.load(cache, weights_only=True)
+            cached = self._read_cache(cache, len(paths))
+            if cached is not None:
+                return cached
         images = torch.stack([decode_file(path, self.image_size, self.grayscale) for path in paths])
         if cache is not None:
             os.makedirs(self.cache_dir, exist_ok=True)
@@ -226,6 +269,22 @@ class ImageFolderDataModule(InMemoryDataModule):
             torch.save(images, partial)
             os.replace(partial, cache)
         return images
+
+    def _read_cache(self, cache: str, count: int) -> Tensor | None:
+        """The tensor cached in ``cache``, or None (with a one-line warning naming the file, which is then
+        rewritten) when it cannot be read or does not hold ``count`` images of this size: a cache never fails a
+        run."""
+        expected = (count, self.channels, self.image_size, self.image_size)
+        try:
+            images = torch.load(cache, weights_only=True)
+            problem = None if isinstance(images, Tensor) and images.dtype == torch.uint8 and tuple(
+                images.shape) == expected else f"it does not hold a uint8 tensor of shape {expected}"
+        except Exception as error:  # noqa: BLE001  (truncated zip, unpickling error, ...: any of them means unreadable)
+            problem = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'unreadable'}"
+        if problem is None:
+            return images
+        log.warning("Discarding the unreadable image cache %s (%s); decoding the images again.", cache, problem)
+        return None
 
     def read_split(self, folder: str, argument: str) -> tuple[Tensor, Tensor]:
         """Images and targets of one ImageFolder tree."""
@@ -235,6 +294,7 @@ class ImageFolderDataModule(InMemoryDataModule):
 
     # -- the InMemoryDataModule hooks -------------------------------------------------------------
     def load_splits(self) -> dict[str, tuple[Tensor, Tensor]]:
+        self._check_folders()
         images, targets = self.read_split(self.train_dir, "train_dir")
         if self.val_dir is None:
             train_idx, val_idx = stratified_split_indices(targets, self.val_fraction, self.seed)
@@ -258,6 +318,9 @@ class ImageFolderDataModule(InMemoryDataModule):
                         "`predict_dir` is not set; pass a folder of images or one image file, e.g. "
                         "--data.predict_dir ../shared/data/tom-bitmoji.png"
                     )
+                if not os.path.exists(self.predict_dir):
+                    raise FileNotFoundError(
+                        f"`predict_dir` {self.predict_dir} does not exist; give a folder of images or one image file.")
                 paths = self._predict_paths()
                 self.datasets["predict"] = BatchTensorDataset(self.decode_files(paths), paths)
             return

@@ -3,7 +3,8 @@
     python examples/fashion_mnist.py --data-dir /usr/share/datasets/fashion-mnist    # Debian's package
     python examples/fashion_mnist.py --data-dir data      # downloads FashionMNIST (30 MB) on first use
 
-Trains both nets (RMSprop, lr 1e-3, batch 64, label smoothing 0.01 as in the lecture) with early stopping,
+Trains both nets (RMSprop, lr 1e-3, batch 64, label smoothing 0.01 as in the lecture) with early stopping, prints
+each net's layers with their parameter counts (Lightning's model summary, two levels deep, as the lecture shows),
 prints the test accuracy of each restored best checkpoint and writes ``fashion_mnist.png`` with both runs'
 training and validation accuracy per epoch. Without the files and without network it stops with one line
 saying what to do.
@@ -14,11 +15,13 @@ from __future__ import annotations
 import pytorch_lightning as pl
 from _common import example_parser, exit_with, output_dir, print_table, save_figure
 from matplotlib.figure import Figure
+from pytorch_lightning.callbacks import ModelSummary
 
 from datamodules import FashionMNISTDataModule
 from datamodules.fakes import write_fashion_mnist
 from lit_reg import DenseClassifier, default_callbacks, default_logger
 from lit_reg.callbacks import LearningCurves
+from lit_reg.defaults import MODEL_SUMMARY_DEPTH
 
 NETS = {
     "784-512-512-10": {"hidden_sizes": [512, 512]},
@@ -32,7 +35,7 @@ def fit(name: str, net: dict, data: FashionMNISTDataModule, out: str, max_epochs
                             lr=1e-3, label_smoothing=0.01, **net)
     callbacks = default_callbacks()
     trainer = pl.Trainer(max_epochs=max_epochs, logger=default_logger(name.split()[0], save_dir=out),
-                         callbacks=callbacks, enable_model_summary=False)
+                         callbacks=[*callbacks, ModelSummary(max_depth=MODEL_SUMMARY_DEPTH)])  # each layer's params
     trainer.fit(model, datamodule=data)
     (test,) = trainer.test(model, datamodule=data, ckpt_path="best", verbose=False)
     curves = next(c for c in callbacks if isinstance(c, LearningCurves))

@@ -9,19 +9,21 @@ Examples::
 
 from __future__ import annotations
 
+import json
 import os
+import pydoc
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (registers the datamodules for --data ShortName)
 from lit_reg.callbacks import PredictionPrinter
-from lit_reg.defaults import DEFAULT_CALLBACKS, LOG_DIR, LOGGER, SEED
+from lit_reg.defaults import DEFAULT_CALLBACKS, LOG_DIR, LOGGER, MODEL_SUMMARY_DEPTH, SEED
 from lit_reg.models import RegularizedModule
 
 #: sizes (and class names) every datamodule exposes after ``__init__``, linked into the model's arguments of
@@ -61,6 +63,17 @@ class LitRegCLI(LightningCLI):
         for size in LINKED_SIZES:
             parser.link_arguments(f"data.{size}", f"model.init_args.{size}", apply_on="instantiate")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """As LightningCLI's, but ``predict --ckpt_path CKPT`` without ``--model``/``--data`` takes both classes and
+        their arguments from the checkpoint (:func:`classes_from_checkpoint`); the command line still overrides."""
+        given = sys.argv[1:] if args is None else args
+        if isinstance(given, (list, tuple)):
+            completed = classes_from_checkpoint(list(given))
+            if completed != list(given):
+                self.config = parser.parse_args(completed)
+                return
+        super().parse_arguments(parser, args)
+
     def _parse_ckpt_path(self) -> None:
         """Take the model's hyperparameters from ``--ckpt_path``, as LightningCLI does, after checking the file
         (a truncated checkpoint or one of another model class is one clear error). A checkpoint saved from a
@@ -80,9 +93,12 @@ class LitRegCLI(LightningCLI):
         self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
     def before_instantiate_classes(self) -> None:
-        """Name the TensorBoard run folder after the model class unless the user named it; with
+        """Refuse a model of the wrong kind for the data (:func:`check_model_fits_data`). Name the TensorBoard run
+        folder after the model class unless the user named it; with
         ``fit --ckpt_path last`` and no version given, resume in the newest run folder that has a ``last.ckpt``."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        check_model_fits_data(getattr(config.get("model"), "class_path", None),
+                              getattr(config.get("data"), "class_path", None))
         logger = config.get("trainer.logger")
         model = config.get("model")
         if getattr(logger, "class_path", None) != TENSORBOARD or model is None:
@@ -97,8 +113,9 @@ class LitRegCLI(LightningCLI):
                 logger.init_args["version"] = int(newest.name.split("_")[-1])
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
-        """As LightningCLI's, but a callback group set to ``null`` is left out instead of passed as None, and
-        ``--trainer.enable_checkpointing false`` leaves out the checkpoint groups too (Lightning refuses both)."""
+        """As LightningCLI's, but a callback group set to ``null`` is left out instead of passed as None,
+        ``--trainer.enable_checkpointing false`` leaves out the checkpoint groups too (Lightning refuses both), and
+        the model summary goes two levels deep (each ``Linear`` with its parameter count)."""
         extra_callbacks = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
         trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         checkpointing = trainer_config.get("enable_checkpointing") is not False
@@ -106,6 +123,10 @@ class LitRegCLI(LightningCLI):
                      if c is not None and (checkpointing or not isinstance(c, ModelCheckpoint))]
         if self.subcommand == "predict":
             callbacks.append(PredictionPrinter())
+        given = [*callbacks, *(trainer_config.get("callbacks") or [])]
+        if trainer_config.get("enable_model_summary") is not False and not any(
+                isinstance(c, ModelSummary) for c in given):  # each layer of the stack with its parameters
+            callbacks.append(ModelSummary(max_depth=MODEL_SUMMARY_DEPTH))
         return self._instantiate_trainer(trainer_config, callbacks)
 
     def after_fit(self) -> None:
@@ -134,6 +155,44 @@ class LitRegCLI(LightningCLI):
             print(f"Open TensorBoard:  tensorboard --logdir {trainer.logger.save_dir}")
 
 
+def _is_regression(cls: type) -> bool:
+    """A regression model takes ``output_size``; a regression datamodule sets it on the class (classification data
+    gives ``num_classes`` instead)."""
+    if issubclass(cls, RegularizedModule):
+        return "output_size" in cls.accepted_arguments()
+    return getattr(cls, "output_size", None) is not None
+
+
+def check_model_fits_data(model_class_path: str | None, data_class_path: str | None) -> None:
+    """Raise ``ValueError`` when a classifier meets regression data or a regressor meets class labels, naming the
+    models that fit the data, before either is built (else the linked ``num_classes`` arrives as None)."""
+    if not model_class_path or not data_class_path:
+        return
+    model_cls, data_cls = pydoc.locate(model_class_path), pydoc.locate(data_class_path)
+    if not (isinstance(model_cls, type) and issubclass(model_cls, RegularizedModule)) or not isinstance(data_cls, type):
+        return
+    regression = _is_regression(data_cls)
+    if _is_regression(model_cls) == regression:
+        return
+    fitting = sorted((m for m in _model_classes() if _is_regression(m) == regression),
+                     key=lambda m: "num_classes" not in m.accepted_arguments())  # the multi-class ones first
+    names = [f"--model {m.__name__}" + ("" if regression or "num_classes" in m.accepted_arguments() else
+                                        " (two classes)") for m in fitting]
+    data_kind = "a regression datamodule (it gives output_size)" if regression else (
+        "a classification datamodule (it gives num_classes and classes)")
+    model_kind = "a classifier" if regression else "a regressor"
+    raise ValueError(f"{data_cls.__name__} is {data_kind} but {model_cls.__name__} is {model_kind}: use "
+                     f"{' or '.join(names)}, or data of the model's kind")
+
+
+def _model_classes() -> list[type[RegularizedModule]]:
+    """The collection's models (the concrete classes exported by :mod:`lit_reg.models`)."""
+    import lit_reg.models as models
+
+    return [getattr(models, name) for name in models.__all__ if isinstance(getattr(models, name), type)
+            and issubclass(getattr(models, name), RegularizedModule) and getattr(models, name) is not RegularizedModule]
+
+
 def check_checkpoint_file(path: str, model_class_path: str | None = None) -> dict[str, Any]:
     """Load the checkpoint at ``path`` on the CPU, or raise ``ValueError`` saying what is wrong with it.
 
@@ -155,6 +214,70 @@ def check_checkpoint_file(path: str, model_class_path: str | None = None) -> dic
             f"--model {saved.rsplit('.', 1)[-1]} or a checkpoint of {model_class_path.rsplit('.', 1)[-1]}."
         )
     return checkpoint
+
+
+def _option(args: list[str], name: str) -> str | None:
+    """The value of ``--name VALUE`` or ``--name=VALUE`` in ``args`` (the last one), else None."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(f"{name}="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def classes_from_checkpoint(args: list[str]) -> list[str]:
+    """``args`` of ``predict --ckpt_path CKPT`` with the model and datamodule the checkpoint was trained with put in
+    front, when the command line names neither (``--model``, ``--data``, ``--config``): the checkpoint holds both
+    classes and their arguments (image size, grayscale, class names; the normalization statistics travel in the
+    datamodule's state). Other commands, and a checkpoint saved from a script (no class paths), are left as given.
+
+    Example:
+        >>> classes_from_checkpoint(["fit", "--model", "DenseClassifier"])
+        ['fit', '--model', 'DenseClassifier']
+    """
+    ckpt_path = _option(args, "--ckpt_path")
+    if not args or args[0] != "predict" or ckpt_path is None or not Path(ckpt_path).is_file():
+        return args
+    if any(a == "--config" or a.startswith("--config=") for a in args):
+        return args
+    checkpoint = check_checkpoint_file(ckpt_path)
+    extra: list[str] = []
+    for option, key in (("--model", "hyper_parameters"), ("--data", "datamodule_hyper_parameters")):
+        hparams = {k: v for k, v in (checkpoint.get(key) or {}).items() if k not in ("_instantiator", "predict_dir")}
+        class_path = hparams.pop("_class_path", None)
+        named = any(a == option or a.startswith(f"{option}=") for a in args)
+        if class_path and not named:
+            extra += [option, json.dumps({"class_path": class_path, "init_args": hparams})]
+    return [args[0], *extra, *args[1:]]
+
+
+def predict_from_checkpoint(ckpt_path: str, images: str, **trainer_kwargs: Any) -> list[Any]:
+    """Predict ``images`` (one image file or a folder) with a checkpoint alone: the script form of
+    ``lit-reg predict --ckpt_path CKPT --data.predict_dir IMAGES``.
+
+    The model and the datamodule are rebuilt from the checkpoint with Lightning's ``load_from_checkpoint``
+    (image size, grayscale and class names from its hyperparameters, the normalization statistics from the
+    datamodule's state); the training folders are not needed. Returns what ``trainer.predict`` returns: one
+    ``predict_step`` output per batch (for ``BitmojiClassifier``: ``probs``, ``preds``, ``labels``, ``confidence``).
+
+    Raises:
+        ValueError: the checkpoint cannot be read, or was saved from a script (it names no model or datamodule
+            class: use ``Model.load_from_checkpoint`` and ``trainer.predict`` there).
+    """
+    checkpoint = check_checkpoint_file(ckpt_path)
+    data_hparams = checkpoint.get("datamodule_hyper_parameters") or {}
+    if "_class_path" not in checkpoint.get("hyper_parameters", {}) or "_class_path" not in data_hparams:
+        raise ValueError(f"checkpoint {ckpt_path} names no model or datamodule class (saved from a script?): load it "
+                         "with YourModel.load_from_checkpoint(...) and your datamodule, then call trainer.predict")
+    model_class = pydoc.locate(checkpoint["hyper_parameters"]["_class_path"])
+    data_class = pydoc.locate(data_hparams["_class_path"])
+    model = model_class.load_from_checkpoint(ckpt_path, map_location="cpu")
+    data = data_class.load_from_checkpoint(ckpt_path, predict_dir=str(images))
+    trainer = pl.Trainer(**{"logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+                            "enable_model_summary": False, **trainer_kwargs})
+    return trainer.predict(model, datamodule=data)
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> LitRegCLI:

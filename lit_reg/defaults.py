@@ -24,12 +24,14 @@ from lit_reg.callbacks import (
 LOG_DIR = "logs"
 SEED = 42
 EARLY_STOPPING: dict[str, Any] = {"monitor": "val_loss", "mode": "min", "patience": 5}
-CHECKPOINT: dict[str, Any] = {"monitor": "val_loss", "mode": "min"}
+CHECKPOINT: dict[str, Any] = {"monitor": "val_loss", "mode": "min", "restore_best_weights": True}
 #: ``last.ckpt`` written at the end of every epoch, for resuming killed runs. Not ``save_last=True`` on
 #: ``CHECKPOINT``: since Lightning 2.6 that writes ``last.ckpt`` only in epochs whose ``val_loss`` is a new best.
 LAST_CHECKPOINT: dict[str, Any] = {"monitor": None, "filename": "last", "save_top_k": 1,
                                    "enable_version_counter": False}
 LOGGER: dict[str, Any] = {"default_hp_metric": False}
+#: depth of the model summary printed when a fit starts: 2 lists each layer of the dense stack with its parameters
+MODEL_SUMMARY_DEPTH = 2
 #: batches between two redraws of the progress bar (Lightning redraws after every batch)
 PROGRESS_BAR_REFRESH_RATE = 20
 
@@ -61,11 +63,13 @@ def default_logger(name: str, save_dir: str = LOG_DIR, **kwargs: Any) -> TensorB
 
 def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, learning_curves: bool = True,
                       progress_bar_refresh_rate: int | None = PROGRESS_BAR_REFRESH_RATE, monitor: str = "val_loss",
-                      mode: str = "min", **early_stopping_kwargs: Any) -> list[Callback]:
-    """``EarlyStopping`` on ``val_loss`` (patience 5), a ``ModelCheckpoint`` keeping the best and one writing
-    ``last.ckpt`` every epoch, ``DivergenceGuard`` (stops a run whose loss becomes NaN/inf before it overwrites a
-    checkpoint), ``WeightNormMonitor``, ``LearningCurves`` and ``ProgressBarRefreshRate`` (the progress bar
-    redraws every 20 batches; a no-op with ``enable_progress_bar=False``).
+                      mode: str = "min", restore_best_weights: bool = True, **early_stopping_kwargs: Any,
+                      ) -> list[Callback]:
+    """``EarlyStopping`` on ``val_loss`` (patience 5), a ``ModelCheckpoint`` keeping the best (whose weights the
+    model holds when ``fit`` returns) and one writing ``last.ckpt`` every epoch, ``DivergenceGuard`` (stops a run
+    whose loss becomes NaN/inf before it overwrites a checkpoint), ``WeightNormMonitor``, ``LearningCurves`` and
+    ``ProgressBarRefreshRate`` (the progress bar redraws every 20 batches; a no-op with
+    ``enable_progress_bar=False``).
 
     Args:
         early_stopping: include ``EarlyStopping``; False for runs that must last ``max_epochs``.
@@ -76,6 +80,8 @@ def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, lea
         monitor, mode: the validation metric that decides the early stop, the best checkpoint and the best epoch
             of the learning curves, and whether lower (``min``) or higher (``max``) is better; e.g.
             ``monitor="val_acc", mode="max"``.
+        restore_best_weights: after ``trainer.fit`` the model holds the best checkpoint's weights, not the last
+            epoch's (``last.ckpt`` still holds the last epoch, for resuming).
         early_stopping_kwargs: overrides of the ``EarlyStopping`` defaults, e.g. ``patience=3``.
 
     Example:
@@ -86,7 +92,8 @@ def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, lea
     included = {"early_stopping": early_stopping, "weight_norm": weight_norm, "learning_curves": learning_curves,
                 "progress_bar_refresh": progress_bar_refresh_rate is not None}
     monitored = {"monitor": monitor, "mode": mode}
-    overrides = {"early_stopping": {**monitored, **early_stopping_kwargs}, "checkpoint": monitored,
+    overrides = {"early_stopping": {**monitored, **early_stopping_kwargs},
+                 "checkpoint": {**monitored, "restore_best_weights": restore_best_weights},
                  "learning_curves": monitored, "progress_bar_refresh": {"refresh_rate": progress_bar_refresh_rate}}
     return [cls(**{**arguments, **overrides.get(name, {})}) for name, (cls, arguments) in DEFAULT_CALLBACKS.items()
             if included.get(name, True)]

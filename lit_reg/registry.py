@@ -12,6 +12,8 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from lit_reg.schedules import InverseTimeDecay
+
 T = TypeVar("T")
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -25,6 +27,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
+    "adamax": torch.optim.Adamax,
     "adamw": torch.optim.AdamW,
     "rmsprop": torch.optim.RMSprop,
     "adagrad": torch.optim.Adagrad,
@@ -33,18 +36,23 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 #: optimizers that take a ``momentum`` argument
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 
+#: optimizer arguments that have their own lit_reg argument, so ``optimizer_kwargs`` may not set them
+OWN_OPTIMIZER_ARGUMENTS = ("lr", "weight_decay", "momentum", "nesterov")
+
 #: learning-rate schedulers by name; their arguments are the torch classes' own (``lr_scheduler_kwargs``)
 LR_SCHEDULERS: dict[str, type] = {
     "step": torch.optim.lr_scheduler.StepLR,
     "exponential": torch.optim.lr_scheduler.ExponentialLR,
     "cosine": torch.optim.lr_scheduler.CosineAnnealingLR,
+    "cosine_restarts": torch.optim.lr_scheduler.CosineAnnealingWarmRestarts,
     "cyclic": torch.optim.lr_scheduler.CyclicLR,
     "onecycle": torch.optim.lr_scheduler.OneCycleLR,
     "plateau": torch.optim.lr_scheduler.ReduceLROnPlateau,
+    "inverse_time": InverseTimeDecay,
 }
 
 #: schedulers stepped after every batch (Lightning ``interval="step"``); the others step once per epoch
-STEP_SCHEDULERS = ("cyclic", "onecycle")
+STEP_SCHEDULERS = ("cyclic", "onecycle", "inverse_time")
 
 #: weight initializations of the ``nn.Linear`` layers (biases are set to zero); ``default`` keeps PyTorch's
 INITS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {

@@ -27,10 +27,9 @@ from tests.helpers.http_server import serve_silence
 RELIABILITY_DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 #: the one line ``cli_main`` prints for an error of status 1
 ERROR_LINE = re.compile(r"^lit-reg: error: (?P<message>.+) \(set LIT_REG_TRACEBACK=1 to see the full traceback\)$")
-#: CPU seconds a case may take ("within a second or two"; about 1 s here, the diverging run included), and a
-#: looser bound on the wall clock, which other processes on a busy machine stretch (up to 1.9 s seen on 2 cores)
+#: CPU seconds a case may take ("within a second or two"; about 1 s here, the diverging run included); the wall
+#: clock is not bounded: other processes on a busy machine stretch it (over 6 s seen beside two benchmark runs)
 CPU_BOUND_S = 2.0
-WALL_BOUND_S = 6.0
 
 FASHION = ["--model", "DenseClassifier", "--data", "FashionMNISTDataModule", "--data.data_dir", "data",
            "--data.download", "false", "--model.hidden_sizes", "[8]", "--trainer.max_epochs", "1",
@@ -110,7 +109,7 @@ CASES = [
     ("unknown activation", ["fit", *FASHION, "--model.activation", "swish"], 1,
      r"`activation` must be one of \['elu', 'leaky_relu', 'relu', 'sigmoid', 'tanh'\], got 'swish'"),
     ("unknown optimizer", ["fit", *FASHION, "--model.optimizer", "lbfgs"], 1,
-     r"`optimizer` must be one of \['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd'\], got 'lbfgs'"),
+     r"`optimizer` must be one of \['adagrad', 'adam', 'adamax', 'adamw', 'rmsprop', 'sgd'\], got 'lbfgs'"),
     ("momentum with an optimizer without it", ["fit", *FASHION, "--model.momentum", "0.9"], 1,
      r"`momentum` applies only to optimizer \['sgd', 'rmsprop'\]"),
     ("a zero in hidden_sizes", ["fit", *FASHION, "--model.hidden_sizes", "[8, 0]"], 1,
@@ -123,6 +122,20 @@ CASES = [
      r"`val_fraction`=0\.001 of 200 samples leaves 0 for validation"),
     ("unknown learning-rate scheduler", ["fit", *FASHION, "--model.lr_scheduler", "warp"], 1,
      r"`lr_scheduler` must be one of \[.*'cosine'.*\], got 'warp'"),
+    ("unknown key in optimizer_kwargs", ["fit", *FASHION, "--model.optimizer_kwargs", '{"beta": [0.9, 0.99]}'], 1,
+     r"`optimizer_kwargs` has \['beta'\], which optimizer='adam' \(Adam\) does not take; it takes \['betas', "),
+    ("negative warm-up", ["fit", *FASHION, "--model.lr_warmup=-1"], 1,
+     r"`lr_warmup` must be an integer >= 0 \(the scheduler steps of linear warm-up\), got -1"),
+    ("unknown label_noise_mode", ["fit", *FASHION, "--data.label_noise", "0.5", "--data.label_noise_mode", "swap"],
+     1, r"`label_noise_mode` must be one of \['other_class', 'shuffle'\], got 'swap'"),
+    ("unknown early-stopping rule", ["fit", *FASHION, "--early_stopping.rule", "nope"], 1,
+     r"`rule` must be one of \['patience', 'consecutive_increase'\], got 'nope'"),
+    ("classifier on regression data", ["fit", "--model", "DenseClassifier", "--data", "ToyRegressionDataModule"], 1,
+     r"ToyRegressionDataModule is a regression datamodule \(it gives output_size\) but DenseClassifier is a "
+     r"classifier: use --model DenseRegressor"),
+    ("regressor on class labels", ["fit", *FASHION, "--model", "DenseRegressor"], 1,
+     r"FashionMNISTDataModule is a classification datamodule \(it gives num_classes and classes\) but DenseRegressor "
+     r"is a regressor: use --model DenseClassifier or --model BitmojiClassifier \(two classes\)"),
     ("image folder missing", ["fit", *IMAGES, "--data.train_dir", "images/nowhere"], 1,
      r"`train_dir` directory images/nowhere does not exist"),
     ("corrupt image file", ["fit", *IMAGES, "--data.train_dir", "images/corrupt"], 1,
@@ -151,10 +164,10 @@ CASES = [
 def test_bad_input_is_one_clear_error(workspace, no_network, capsys, case, args, status, message):
     args = [workspace["good_ckpt"] if a == "GOOD" else a for a in args]
     before = snapshot(Path.cwd())
-    start, cpu_start = time.monotonic(), time.process_time()
+    cpu_start = time.process_time()
     with pytest.raises(SystemExit) as exit_info:
         cli_main(args)
-    elapsed, cpu = time.monotonic() - start, time.process_time() - cpu_start
+    cpu = time.process_time() - cpu_start
     err = capsys.readouterr().err
     assert exit_info.value.code == status
     assert "Traceback" not in err
@@ -168,7 +181,7 @@ def test_bad_input_is_one_clear_error(workspace, no_network, capsys, case, args,
         assert lit_reg_lines(err) == []
         assert "usage:" in err and re.search(r"^error: ", err, re.MULTILINE), err[-2000:]
         assert re.search(message, err[err.index("error: "):]), err[-2000:]
-    assert cpu < CPU_BOUND_S and elapsed < WALL_BOUND_S, (cpu, elapsed)
+    assert cpu < CPU_BOUND_S, cpu  # CPU time, not wall time: a busy machine does not fail it
     after = snapshot(Path.cwd())
     assert {k: v for k, v in after.items() if k in before} == before  # nothing existing was touched
     assert not [k for k in after if k not in before and not k.startswith("logs/")]  # nothing new outside logs/
@@ -190,6 +203,12 @@ TABLE_ROWS = {
     "`--data.val_fraction 0.999` (or `0.001`)": ["val_fraction leaving no training sample",
                                                  "val_fraction leaving no validation sample"],
     "`--model.lr_scheduler warp`": ["unknown learning-rate scheduler"],
+    "`--model.optimizer_kwargs '{\"beta\": [0.9, 0.99]}'`": ["unknown key in optimizer_kwargs"],
+    "`--model.lr_warmup=-1`": ["negative warm-up"],
+    "`--data.label_noise_mode swap`": ["unknown label_noise_mode"],
+    "`--early_stopping.rule nope`": ["unknown early-stopping rule"],
+    "a classifier on regression data, or a regressor on class labels": ["classifier on regression data",
+                                                                         "regressor on class labels"],
     "image folder missing": ["image folder missing"],
     "corrupt image file in an ImageFolder tree": ["corrupt image file"],
     "empty class folder": ["empty class folder"],
@@ -262,7 +281,7 @@ def test_download_from_a_mirror_that_never_answers_times_out(in_tmp_dir, monkeyp
                                             "--data.download_timeout", "0.5"]))
         elapsed = time.monotonic() - start
         assert requests  # it did reach the server
-    assert elapsed < 5.0
+    assert elapsed < 10  # the server's lifetime: the wait ended before the server gave up (the message says how)
     assert isinstance(error, SystemExit) and error.code == 1, repr(error)
     lines = lit_reg_lines(capsys.readouterr().err)
     assert len(lines) == 1 and ERROR_LINE.match(lines[0]), lines
@@ -278,7 +297,7 @@ def test_animal_faces_download_from_a_server_that_never_answers_times_out(tmp_pa
         error = raised_by(datamodule.prepare_data)
         elapsed = time.monotonic() - start
         assert requests
-    assert elapsed < 5.0
+    assert elapsed < 10  # the server's lifetime: the timeout ended the wait, not the server
     assert type(error) is RuntimeError, repr(error)
     assert re.match(rf"Downloading the Animal Faces archive afhq\.zip from {url}afhq\.zip into {data_dir}/ failed "
                     r"\(download failed: .*timed out.*\)\. The partial file was removed", str(error)), str(error)

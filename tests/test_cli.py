@@ -1,3 +1,4 @@
+import logging
 import re
 import subprocess
 import sys
@@ -8,6 +9,8 @@ import pytest
 import torch
 import yaml
 from jsonargparse import ArgumentParser
+from pytorch_lightning.callbacks import ModelSummary
+from pytorch_lightning.utilities.model_summary import get_human_readable_count, summarize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lit_reg.callbacks import LearningCurves
@@ -190,3 +193,22 @@ def test_checkpoint_check_compares_class_names_not_module_paths(tmp_path):
         check_checkpoint_file(str(path), "lit_reg.DenseRegressor")
     torch.save({"state_dict": {}}, path)
     assert check_checkpoint_file(str(path), "lit_reg.DenseRegressor") == {"state_dict": {}}
+
+
+def test_the_model_summary_lists_each_layer_with_its_parameters(fashion_root, tmp_path, caplog):
+    """Lecture 001's 784-512-512-10: 401,920 / 262,656 / 5,130 parameters, 669 K trainable."""
+    args = [*fashion_args(fashion_root), "--model.hidden_sizes", "[512, 512]", "--trainer.max_epochs", "1",
+            "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1",
+            "--trainer.enable_model_summary", "true", "--trainer.logger.init_args.save_dir", str(tmp_path)]
+    with caplog.at_level(logging.INFO):
+        cli = build_cli(["fit", *args])
+    (summary_callback,) = [c for c in cli.trainer.callbacks if isinstance(c, ModelSummary)]
+    assert summary_callback._max_depth == 2
+    summary = summarize(cli.model, max_depth=2)
+    layers = dict(zip(summary.layer_names, summary.param_nums, strict=True))
+    assert [layers[f"net.{i}"] for i in (0, 2, 4)] == [401_920, 262_656, 5_130]
+    assert get_human_readable_count(summary.trainable_parameters) == "669 K"
+    assert re.search(r"net\.0 +\| Linear +\| 401 K", caplog.text) and "669 K     Trainable params" in caplog.text
+
+    quiet = build_cli(["fit", *args, "--trainer.enable_model_summary", "false"])
+    assert not [c for c in quiet.trainer.callbacks if isinstance(c, ModelSummary)]

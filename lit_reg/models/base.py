@@ -18,6 +18,7 @@ from lit_reg.registry import (
     LR_SCHEDULERS,
     MOMENTUM_OPTIMIZERS,
     OPTIMIZERS,
+    OWN_OPTIMIZER_ARGUMENTS,
     STEP_SCHEDULERS,
     check_in_range,
     lookup,
@@ -82,11 +83,16 @@ class RegularizedModule(pl.LightningModule):
         activation: activation name (see :data:`lit_reg.registry.ACTIVATIONS`).
         dropout: one rate in [0, 1) for all hidden layers, or one rate per hidden layer.
         batchnorm: ``BatchNorm1d`` between each hidden ``Linear`` and its activation.
-        optimizer: one of ``sgd``, ``adam``, ``adamw``, ``rmsprop``, ``adagrad``.
+        optimizer: one of ``sgd``, ``adam``, ``adamax``, ``adamw``, ``rmsprop``, ``adagrad``.
         lr: learning rate, > 0.
         weight_decay: the optimizer's weight decay, >= 0.
         momentum: momentum for ``sgd`` and ``rmsprop``, >= 0; must stay 0 for the others.
         nesterov: Nesterov momentum; only with ``optimizer="sgd"`` and ``momentum > 0``.
+        optimizer_kwargs: the torch optimizer's other arguments, e.g. ``{"betas": [0.9, 0.99], "eps": 1e-7}``
+            (Adam, AdamW, Adamax), ``{"amsgrad": True}``, ``{"alpha": 0.9}`` (RMSprop), ``{"lr_decay": 1e-4}``
+            (Adagrad); lists reach the optimizer as tuples. A key the optimizer does not take, one of ``lr``,
+            ``weight_decay``, ``momentum``, ``nesterov`` (set those arguments instead) or a value the optimizer
+            refuses raises ``ValueError``.
         l1_penalty: λ1 >= 0 of the loss term ``λ1·Σ|w|``.
         l2_penalty: λ2 >= 0 of the loss term ``λ2·Σw²``.
         penalize_all_parameters: apply the penalties to every parameter; by default only to weight
@@ -98,10 +104,20 @@ class RegularizedModule(pl.LightningModule):
             ``lr``, and ``max_lr``, stepped every batch; momentum is cycled only when ``momentum > 0``)
             ``onecycle`` (``OneCycleLR``: warm up to ``max_lr``, default ``lr``, then anneal far below it over
             ``total_steps``, default the whole fit, ``trainer.estimated_stepping_batches``; stepped every batch;
-            momentum is cycled only when ``momentum > 0``) or ``plateau`` (``ReduceLROnPlateau`` on
-            ``val_loss``). Every scheduler but ``cyclic`` and ``onecycle`` steps once per epoch.
+            momentum is cycled only when ``momentum > 0``), ``plateau`` (``ReduceLROnPlateau`` on
+            ``val_loss``), ``cosine_restarts`` (``CosineAnnealingWarmRestarts``: cosine from η₀ down to
+            ``eta_min`` over ``T_0`` epochs, then again over ``T_mult``-times longer periods) or ``inverse_time``
+            (:class:`~lit_reg.schedules.InverseTimeDecay`: η₀/(1 + ``decay_rate``·s/``decay_steps``), Keras'
+            ``InverseTimeDecay``, s counted in batches). ``cyclic``, ``onecycle`` and ``inverse_time`` step after
+            every batch, the others once per epoch.
         lr_scheduler_kwargs: the torch scheduler's own arguments, e.g. ``{"step_size": 10}``; a key it
             does not take, or a missing required one, raises ``ValueError``.
+        lr_warmup: W >= 0 scheduler steps of linear warm-up before the schedule: the rate is η·(s+1)/(W+1) at
+            step s < W, η the schedule's first rate (``lr``; ``base_lr`` for ``cyclic``, ``max_lr/div_factor`` for
+            ``onecycle``), then the schedule starts (torch's ``LinearLR`` then the scheduler, in ``SequentialLR``).
+            Steps are the schedule's own: batches for ``cyclic``, ``onecycle`` and ``inverse_time``, epochs
+            for the others and without a scheduler (constant ``lr`` after the warm-up). The default ``T_max``
+            (``cosine``) and ``total_steps`` (``onecycle``) leave the warm-up out. Not with ``plateau``.
         init: initialization of the ``Linear`` weights (see :func:`~lit_reg.models.dense.build_dense_stack`).
 
     The learning rate in use is logged as ``lr`` at the start of every epoch.
@@ -124,11 +140,13 @@ class RegularizedModule(pl.LightningModule):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         nesterov: bool = False,
+        optimizer_kwargs: dict[str, Any] | None = None,
         l1_penalty: float = 0.0,
         l2_penalty: float = 0.0,
         penalize_all_parameters: bool = False,
         lr_scheduler: str | None = None,
         lr_scheduler_kwargs: dict[str, Any] | None = None,
+        lr_warmup: int = 0,
         init: str = "default",
     ) -> None:
         super().__init__()
@@ -140,8 +158,10 @@ class RegularizedModule(pl.LightningModule):
         check_in_range(l2_penalty, "l2_penalty", 0.0)
         self.optimizer_cls = lookup(OPTIMIZERS, optimizer, "optimizer")
         self._check_momentum(optimizer, momentum, nesterov)
+        self._check_optimizer_kwargs(optimizer, optimizer_kwargs)
         self.scheduler_cls = None if lr_scheduler is None else lookup(LR_SCHEDULERS, lr_scheduler, "lr_scheduler")
         self._check_scheduler_kwargs(lr_scheduler, lr_scheduler_kwargs or {})
+        self._check_warmup(lr_scheduler, lr_warmup)
         self.net = build_dense_stack(input_size, hidden_sizes, output_size, activation, dropout, batchnorm, init)
         self.train_metrics = deferred(self.configure_metrics(), prefix="train_")
         self.val_metrics = deferred(self._eval_metrics(), prefix="val_")
@@ -207,6 +227,46 @@ class RegularizedModule(pl.LightningModule):
         if nesterov and (optimizer.lower() != "sgd" or not momentum):
             raise ValueError(
                 f"`nesterov` needs optimizer='sgd' with momentum > 0, got optimizer={optimizer!r}, momentum={momentum}"
+            )
+
+    def _check_optimizer_kwargs(self, name: str, kwargs: dict[str, Any] | None) -> None:
+        """Raise ``ValueError`` for a key with its own lit_reg argument, one the optimizer does not take, or a value
+        it refuses (it is built once on a stand-in parameter)."""
+        if not kwargs:
+            return
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"`optimizer_kwargs` must be a dict of the optimizer's arguments, got {kwargs!r}")
+        own = [key for key in kwargs if key in OWN_OPTIMIZER_ARGUMENTS]
+        if own:
+            raise ValueError(
+                f"`optimizer_kwargs` sets {own}, which lit_reg sets from its own argument: pass "
+                f"{', '.join(f'`{key}`' for key in own)} instead (one place per setting)"
+            )
+        parameters = [key for key in inspect.signature(self.optimizer_cls).parameters
+                      if key != "params" and key not in OWN_OPTIMIZER_ARGUMENTS]
+        unknown = sorted(set(kwargs) - set(parameters))
+        if unknown:
+            raise ValueError(
+                f"`optimizer_kwargs` has {unknown}, which optimizer={name!r} ({self.optimizer_cls.__name__}) does not "
+                f"take; it takes {parameters}"
+            )
+        try:
+            self.optimizer_cls([torch.zeros(1, requires_grad=True)], **self._optimizer_arguments())
+        except (ValueError, TypeError, RuntimeError) as error:
+            raise ValueError(
+                f"`optimizer_kwargs` {kwargs!r} refused by optimizer={name!r} ({self.optimizer_cls.__name__}): {error}"
+            ) from error
+
+    @staticmethod
+    def _check_warmup(lr_scheduler: str | None, lr_warmup: int) -> None:
+        """Raise ``ValueError`` unless ``lr_warmup`` is an integer >= 0, and for a warm-up before ``plateau``."""
+        if isinstance(lr_warmup, bool) or not isinstance(lr_warmup, int) or lr_warmup < 0:
+            raise ValueError(f"`lr_warmup` must be an integer >= 0 (the scheduler steps of linear warm-up), "
+                             f"got {lr_warmup!r}")
+        if lr_warmup and lr_scheduler is not None and lr_scheduler.lower() == "plateau":
+            raise ValueError(
+                f"`lr_warmup`={lr_warmup} cannot come before lr_scheduler='plateau': ReduceLROnPlateau steps on "
+                "val_loss, which torch's SequentialLR does not pass on; set lr_warmup=0 or pick another lr_scheduler"
             )
 
     def _check_scheduler_kwargs(self, name: str | None, kwargs: dict[str, Any]) -> None:
@@ -333,27 +393,44 @@ class RegularizedModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
 
-    def configure_optimizers(self) -> Any:
+    def _optimizer_arguments(self) -> dict[str, Any]:
+        """The torch optimizer's keyword arguments: ``lr``, ``weight_decay``, momentum, then ``optimizer_kwargs``."""
         kwargs: dict[str, Any] = {"lr": self.hparams.lr, "weight_decay": self.hparams.weight_decay}
         if self.hparams.optimizer.lower() in MOMENTUM_OPTIMIZERS:
             kwargs["momentum"] = self.hparams.momentum
         if self.hparams.optimizer.lower() == "sgd":
             kwargs["nesterov"] = self.hparams.nesterov
-        if "foreach" in inspect.signature(self.optimizer_cls).parameters:
+        # JSON and YAML have lists only: betas=[0.9, 0.99] reaches the optimizer as the tuple torch documents
+        extra = {key: tuple(value) if isinstance(value, list) else value
+                 for key, value in (self.hparams.optimizer_kwargs or {}).items()}
+        if "foreach" in inspect.signature(self.optimizer_cls).parameters and not extra.get("fused"):
             kwargs["foreach"] = True  # one multi-tensor update per step (the default only on CUDA)
-        optimizer = self.optimizer_cls(self.parameters(), **kwargs)
-        if self.scheduler_cls is None:
+        return {**kwargs, **extra}
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_cls(self.parameters(), **self._optimizer_arguments())
+        if self.scheduler_cls is None and not self.hparams.lr_warmup:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": self._scheduler_config(optimizer)}
 
     def _scheduler_config(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-        """The Lightning scheduler config: the scheduler, its interval and (plateau) the monitored metric."""
+        """The Lightning scheduler config: the scheduler (after a warm-up in ``SequentialLR`` with ``lr_warmup``),
+        its interval and (plateau) the monitored metric."""
+        warmup = self.hparams.lr_warmup
+        if self.scheduler_cls is None:  # warm-up alone: LinearLR keeps the rate once it reaches lr
+            return {"scheduler": self._warmup_scheduler(optimizer, warmup), "interval": "epoch"}
         name = self.hparams.lr_scheduler.lower()
         kwargs = dict(self.hparams.lr_scheduler_kwargs or {})
         if name == "cosine":
-            if "T_max" not in kwargs and (self.trainer.max_epochs is None or self.trainer.max_epochs < 1):
-                raise ValueError("lr_scheduler='cosine' needs `lr_scheduler_kwargs` T_max when max_epochs is not set")
-            kwargs.setdefault("T_max", self.trainer.max_epochs)
+            if "T_max" not in kwargs:
+                epochs = self.trainer.max_epochs
+                if epochs is None or epochs < 1:
+                    raise ValueError("lr_scheduler='cosine' needs `lr_scheduler_kwargs` T_max when max_epochs is not "
+                                     "set")
+                if epochs <= warmup:
+                    raise ValueError(f"lr_scheduler='cosine' after `lr_warmup`={warmup} epochs needs max_epochs > "
+                                     f"{warmup} (got {epochs}) or `lr_scheduler_kwargs` T_max")
+                kwargs["T_max"] = epochs - warmup
         if name == "cyclic":
             kwargs.setdefault("base_lr", self.hparams.lr)
             kwargs.setdefault("cycle_momentum", self.hparams.momentum > 0)
@@ -364,15 +441,24 @@ class RegularizedModule(pl.LightningModule):
                 if steps == float("inf"):
                     raise ValueError("lr_scheduler='onecycle' needs `lr_scheduler_kwargs` total_steps when neither "
                                      "max_epochs nor max_steps is set")
-                kwargs["total_steps"] = int(steps)
+                if steps <= warmup:
+                    raise ValueError(f"lr_scheduler='onecycle' after `lr_warmup`={warmup} batches needs a longer fit "
+                                     f"(it has {int(steps)} batches) or `lr_scheduler_kwargs` total_steps")
+                kwargs["total_steps"] = int(steps) - warmup
             kwargs.setdefault("cycle_momentum", self.hparams.momentum > 0)
-        config: dict[str, Any] = {
-            "scheduler": self.scheduler_cls(optimizer, **kwargs),
-            "interval": "step" if name in STEP_SCHEDULERS else "epoch",
-        }
+        scheduler = self.scheduler_cls(optimizer, **kwargs)
+        if warmup:
+            scheduler = torch.optim.lr_scheduler.SequentialLR(
+                optimizer, [self._warmup_scheduler(optimizer, warmup), scheduler], milestones=[warmup])
+        config: dict[str, Any] = {"scheduler": scheduler, "interval": "step" if name in STEP_SCHEDULERS else "epoch"}
         if name == "plateau":
             config["monitor"] = "val_loss"
         return config
+
+    @staticmethod
+    def _warmup_scheduler(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LinearLR:
+        """``LinearLR`` from 1/(steps+1) of the rate up to the whole rate after ``steps`` steps."""
+        return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / (steps + 1), total_iters=steps)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -93,6 +93,8 @@ def test_subsets_larger_than_the_folder(afhq_root, kwargs, message):
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"label_noise": 1.5}, r"`label_noise` must be a number in \[0, 1\], got 1.5"),
     ({"label_noise": -0.1}, r"`label_noise` must be a number in \[0, 1\], got -0.1"),
+    ({"label_noise_mode": "permute"},
+     r"`label_noise_mode` must be one of \['other_class', 'shuffle'\], got 'permute'"),
     ({"train_size": 0}, r"`train_size` must be a positive integer, got 0"),
     ({"val_size": 2.5}, r"`val_size` must be a positive integer, got 2.5"),
     ({"image_size": 0}, r"`image_size` must be a positive integer, got 0"),
@@ -111,21 +113,23 @@ def test_invalid_arguments(tmp_path, kwargs, message):
 def test_label_noise_changes_exactly_round_p_n_training_labels(afhq_root, train_size, label_noise, expected, caplog):
     assert expected == round(label_noise * train_size)  # README: "round(p·n) training images"
     clean = loaded(afhq_root, train_size=train_size, val_size=20)
-    with caplog.at_level(logging.INFO, logger="datamodules.animal_faces"):
+    with caplog.at_level(logging.INFO, logger="datamodules.base"):
         dm = loaded(afhq_root, train_size=train_size, val_size=20, label_noise=label_noise)
     assert torch.equal(dm.datasets["train"].inputs, clean.datasets["train"].inputs)
     before, after = clean.datasets["train"].targets, dm.datasets["train"].targets
     changed = torch.nonzero(before != after).flatten()
     assert len(changed) == expected
     assert torch.equal(changed, dm.noisy_indices) and torch.equal(dm.clean_train_targets, before)
+    assert torch.equal(dm.relabeled_indices, changed)  # "other_class": every picked label changes
     assert after.min() >= 0 and after.max() <= 2
     for split in ("val", "test"):
         assert torch.equal(dm.datasets[split].targets, clean.datasets[split].targets)
     again = loaded(afhq_root, train_size=train_size, val_size=20, label_noise=label_noise)
     assert torch.equal(again.datasets["train"].targets, after)
-    logged = [r.getMessage() for r in caplog.records if r.name == "datamodules.animal_faces"]
-    assert logged == ([f"AnimalFaces: label_noise={label_noise:g} changed {expected} of {train_size} training "
-                       f"labels (seed 2021); their indices are in `noisy_indices`"] if label_noise else [])
+    logged = [r.getMessage() for r in caplog.records if r.name == "datamodules.base"]
+    assert logged == ([f"AnimalFacesDataModule: label_noise={label_noise:g} (other_class) relabeled {expected} of "
+                       f"{train_size} training samples and changed {expected} labels (seed 2021); their indices are "
+                       "in `relabeled_indices` and `noisy_indices`"] if label_noise else [])
 
 
 def test_random_labels_move_to_the_other_classes_uniformly(afhq_root):
@@ -138,13 +142,34 @@ def test_random_labels_move_to_the_other_classes_uniformly(afhq_root):
     assert not torch.equal(loaded(afhq_root, val_size=20, label_noise=0.5, seed=3).noisy_indices, half)
 
 
+@pytest.mark.parametrize(("train_size", "label_noise", "picked"), [
+    (100, 0.15, 15),  # the lecture's partially shuffled set
+    (37, 0.15, 6),    # p·n = 5.55: round gives 6, int 5
+    (100, 1.0, 100),  # the lecture's "afhq_random"
+])
+def test_shuffle_permutes_the_labels_of_round_p_n_training_images(afhq_root, train_size, label_noise, picked):
+    clean = loaded(afhq_root, train_size=train_size, val_size=20)
+    dm = loaded(afhq_root, train_size=train_size, val_size=20, label_noise=label_noise, label_noise_mode="shuffle")
+    before, after, chosen = clean.datasets["train"].targets, dm.datasets["train"].targets, dm.relabeled_indices
+    assert len(chosen) == picked and torch.equal(chosen, chosen.unique())
+    others = torch.ones(train_size, dtype=torch.bool).index_fill_(0, chosen, False)
+    assert torch.equal(after[others], before[others])  # only the picked ones are touched
+    assert torch.bincount(after[chosen], minlength=3).tolist() == torch.bincount(before[chosen], minlength=3).tolist()
+    assert torch.equal(dm.noisy_indices, torch.nonzero(after != before).flatten())
+    assert 0 < len(dm.noisy_indices) <= picked
+    for split in ("val", "test"):
+        assert torch.equal(dm.datasets[split].targets, clean.datasets[split].targets)
+    again = loaded(afhq_root, train_size=train_size, val_size=20, label_noise=label_noise, label_noise_mode="shuffle")
+    assert torch.equal(again.datasets["train"].targets, after)
+
+
 def test_setup_runs_once_and_logs_once(afhq_root, caplog):
     dm = make(afhq_root, train_size=20, val_size=20, label_noise=0.5)
-    with caplog.at_level(logging.INFO, logger="datamodules.animal_faces"):
+    with caplog.at_level(logging.INFO, logger="datamodules.base"):
         dm.setup("fit")
         dm.setup("test")
         dm.train_dataloader()
-    assert len([r for r in caplog.records if r.name == "datamodules.animal_faces"]) == 1
+    assert len([r for r in caplog.records if r.name == "datamodules.base"]) == 1
 
 
 # -- files: missing, download, extraction -----------------------------------------------------------
@@ -256,10 +281,11 @@ def test_interrupted_extraction_leaves_no_tree(tmp_path, monkeypatch):
 # -- the CLI --------------------------------------------------------------------------------------
 def test_memorization_config_links_sizes_into_big_animal_net(afhq_root, in_tmp_dir, repo_root):
     cli = build_cli(["--config", str(repo_root / "configs" / "memorization.yaml"),
-                     "--data.data_dir", str(afhq_root), "--data.cache_dir", "null", "--data.label_noise", "0.15"],
+                     "--data.data_dir", str(afhq_root), "--data.cache_dir", "null", "--data.label_noise", "0.15",
+                     "--data.label_noise_mode", "shuffle"],
                     run=False)
     dm, model = cli.datamodule, cli.model
-    assert isinstance(dm, AnimalFacesDataModule) and dm.label_noise == 0.15
+    assert isinstance(dm, AnimalFacesDataModule) and (dm.label_noise, dm.label_noise_mode) == (0.15, "shuffle")
     assert (dm.train_size, dm.val_size, dm.batch_size) == (100, 100, 128)
     sizes = [layer.out_features for layer in model.modules() if isinstance(layer, torch.nn.Linear)]
     assert model.hparams.input_size == 3072 and sizes == [124, 64, 3]

@@ -1,5 +1,8 @@
-"""The fast data path (whole-batch index, fused normalization, device cache) against a plain per-sample one, and
-the training order: a function of the seed and the epoch only."""
+"""The fast data path (whole-batch index, fused normalization, device cache) against a plain per-sample one, the
+training order (a function of the seed and the epoch only), and the label noise every classification datamodule
+inherits."""
+
+import logging
 
 import pytest
 import pytorch_lightning as pl
@@ -9,7 +12,9 @@ from datamodules import FashionMNISTDataModule
 from datamodules.base import (
     BatchTensorDataset,
     EpochRandomSampler,
+    InMemoryDataModule,
     balanced_subset_indices,
+    noisy_labels,
     stratified_split_indices,
 )
 from tests.helpers.index_data import IndexData
@@ -190,3 +195,108 @@ def test_balanced_subset_takes_all_of_a_short_class_and_the_whole_split_at_full_
     assert torch.bincount(targets[balanced_subset_indices(targets, 25, seed=0)]).tolist() == [9, 8, 8]
     with pytest.raises(ValueError, match=r"`train_size`=89 is larger than the training split, which has 88"):
         balanced_subset_indices(targets, 89, seed=0)
+
+
+# -- label noise: the training split only, round(p·n) samples, seeded ---------------------------------
+def noisy(size: int, **kwargs) -> IndexData:
+    data = IndexData(size=size, **kwargs)
+    data.setup()
+    return data
+
+
+@pytest.mark.parametrize("mode", ["other_class", "shuffle"])
+@pytest.mark.parametrize(("size", "label_noise", "picked"), [
+    (10, 0.15, 2),  # p·n = 1.5: round gives 2 (half to even), int 1
+    (37, 0.15, 6),  # p·n = 5.55: round gives 6, int 5
+    (41, 0.2, 8),   # p·n = 8.2: round gives 8, ceil 9
+])
+def test_label_noise_relabels_round_p_n_training_samples_only(mode, size, label_noise, picked):
+    data = noisy(size, label_noise=label_noise, label_noise_mode=mode, seed=4)
+    clean = torch.arange(size) % 3
+    labels, chosen = data.datasets["train"].targets, data.relabeled_indices
+    assert len(chosen) == picked and chosen.tolist() == sorted(set(chosen.tolist()))
+    assert torch.equal(data.clean_train_targets, clean)
+    assert torch.equal(data.datasets["train"].inputs.flatten(), torch.arange(size, dtype=torch.float32))
+    untouched = torch.ones(size, dtype=torch.bool).index_fill_(0, chosen, False)
+    assert torch.equal(labels[untouched], clean[untouched])
+    assert torch.equal(data.noisy_indices, torch.nonzero(labels != clean).flatten())
+    if mode == "other_class":  # every picked label moves to another class
+        assert torch.equal(data.noisy_indices, chosen)
+    else:  # the picked labels are permuted among themselves: the same labels, other places
+        assert torch.equal(torch.bincount(labels[chosen], minlength=3), torch.bincount(clean[chosen], minlength=3))
+    for split in ("val", "test"):  # IndexData hands every split the same label tensor: none may change
+        assert torch.equal(data.datasets[split].targets, clean)
+    again = noisy(size, label_noise=label_noise, label_noise_mode=mode, seed=4)
+    assert torch.equal(again.datasets["train"].targets, labels) and torch.equal(again.relabeled_indices, chosen)
+    assert not torch.equal(noisy(size, label_noise=label_noise, label_noise_mode=mode, seed=5).relabeled_indices,
+                           chosen)
+
+
+def test_shuffling_every_label_is_a_permutation_that_changes_about_1_minus_1_over_c():
+    targets = torch.arange(5000) % 10
+    labels, picked = noisy_labels(targets, 1.0, "shuffle", num_classes=10, seed=0)
+    assert len(picked) == 5000 and torch.equal(labels.sort().values, targets.sort().values)
+    assert 0.88 <= (labels != targets).float().mean().item() <= 0.92  # 1 - 1/10, a few standard deviations wide
+    data = noisy(300, label_noise=1.0, label_noise_mode="shuffle")
+    assert torch.bincount(data.datasets["train"].targets).tolist() == [100, 100, 100]
+    assert 0.6 <= len(data.noisy_indices) / 300 <= 0.73  # 1 - 1/3
+
+
+def test_other_class_moves_every_label_to_a_uniformly_drawn_other_class():
+    targets = torch.arange(3000) % 3
+    labels, picked = noisy_labels(targets, 1.0, "other_class", num_classes=3, seed=0)
+    offsets = (labels - targets) % 3
+    assert len(picked) == 3000 and (offsets != 0).all()
+    assert 0.46 <= (offsets == 1).float().mean().item() <= 0.54
+
+
+def test_no_label_noise_keeps_every_label_and_logs_nothing(caplog):
+    with caplog.at_level(logging.INFO, logger="datamodules.base"):
+        data = noisy(30)
+    assert torch.equal(data.datasets["train"].targets, torch.arange(30) % 3)
+    assert data.relabeled_indices.tolist() == [] and data.noisy_indices.tolist() == []
+    assert [r for r in caplog.records if r.name == "datamodules.base"] == []
+
+
+def test_label_noise_is_logged_once_with_its_mode_and_counts(caplog):
+    with caplog.at_level(logging.INFO, logger="datamodules.base"):
+        data = noisy(40, label_noise=0.5, label_noise_mode="shuffle", seed=3)
+        data.setup("test")
+    (record,) = [r for r in caplog.records if r.name == "datamodules.base"]
+    assert record.getMessage() == (
+        f"IndexData: label_noise=0.5 (shuffle) relabeled 20 of 40 training samples and changed "
+        f"{len(data.noisy_indices)} labels (seed 3); their indices are in `relabeled_indices` and `noisy_indices`")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"label_noise": 1.5}, r"`label_noise` must be a number in \[0, 1\], got 1.5"),
+    ({"label_noise": -0.1}, r"`label_noise` must be a number in \[0, 1\], got -0.1"),
+    ({"label_noise": True}, r"`label_noise` must be a number in \[0, 1\], got True"),
+    ({"label_noise": "0.5"}, r"`label_noise` must be a number in \[0, 1\], got '0.5'"),
+    ({"label_noise_mode": "permute"},
+     r"`label_noise_mode` must be one of \['other_class', 'shuffle'\], got 'permute'"),
+    ({"label_noise_mode": ["shuffle"]},
+     r"`label_noise_mode` must be one of \['other_class', 'shuffle'\], got \['shuffle'\]"),
+])
+def test_bad_label_noise_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        IndexData(**kwargs)
+
+
+class Regression(InMemoryDataModule):
+    input_size = 1
+    output_size = 1
+
+    def load_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        x = torch.linspace(0, 1, 8).unsqueeze(1)
+        return {"train": (x, 2 * x), "val": (x, 2 * x), "test": (x, 2 * x)}
+
+
+def test_label_noise_on_regression_targets_is_refused_and_zero_leaves_them_alone():
+    plain = Regression()
+    plain.setup()
+    assert torch.equal(plain.datasets["train"].targets, 2 * torch.linspace(0, 1, 8).unsqueeze(1))
+    assert plain.noisy_indices is None and plain.clean_train_targets is None
+    with pytest.raises(ValueError, match=r"`label_noise`=0.5 relabels classes, but Regression has regression "
+                                         r"targets; leave it at 0"):
+        Regression(label_noise=0.5).setup()

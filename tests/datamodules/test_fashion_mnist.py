@@ -234,6 +234,37 @@ def test_train_size_is_a_seeded_class_balanced_subset_of_the_training_split(fash
         FashionMNISTDataModule(str(fashion_root), download=False, train_size=500).setup()
 
 
+@pytest.mark.parametrize("mode", ["other_class", "shuffle"])
+def test_label_noise_relabels_the_training_subset_only(fashion_root, mode):
+    """``train_size`` picks the images first; ``round(p·n)`` of them are relabeled, the same on every run."""
+    clean = FashionMNISTDataModule(str(fashion_root), download=False, train_size=45)
+    clean.setup()
+    dm = FashionMNISTDataModule(str(fashion_root), download=False, train_size=45, label_noise=0.3,
+                                label_noise_mode=mode)
+    dm.setup()
+    before, after = clean.datasets["train"].targets, dm.datasets["train"].targets
+    assert torch.equal(dm.datasets["train"].inputs, clean.datasets["train"].inputs)
+    assert len(dm.relabeled_indices) == 14  # round(13.5), half to even; int() would give 13
+    changed = torch.nonzero(after != before).flatten()
+    assert torch.equal(dm.noisy_indices, changed) and set(changed.tolist()) <= set(dm.relabeled_indices.tolist())
+    if mode == "other_class":
+        assert len(changed) == 14
+    else:
+        assert torch.equal(after.sort().values, before.sort().values) and len(changed) > 7
+    for split in ("val", "test"):
+        assert torch.equal(dm.datasets[split].targets, clean.datasets[split].targets)
+    again = FashionMNISTDataModule(str(fashion_root), download=False, train_size=45, label_noise=0.3,
+                                   label_noise_mode=mode)
+    again.setup()
+    assert torch.equal(again.datasets["train"].targets, after)
+
+
+def test_invalid_label_noise_mode(tmp_path):
+    with pytest.raises(ValueError,
+                       match=r"`label_noise_mode` must be one of \['other_class', 'shuffle'\], got 'Shuffle'"):
+        FashionMNISTDataModule(str(tmp_path), label_noise_mode="Shuffle")
+
+
 def test_rotated_test_split_is_served_by_test_dataloader_and_the_plain_one_stays(fashion_root):
     dm = FashionMNISTDataModule(str(fashion_root), download=False, test_rotation=25, batch_size=50)
     dm.setup()

@@ -1,3 +1,4 @@
+import logging
 import os
 from pathlib import Path
 
@@ -70,6 +71,25 @@ def test_val_and_test_dirs(tree, tmp_path):
     assert len(next(iter(dm.test_dataloader()))[0]) == 7
 
 
+@pytest.mark.parametrize("mode", ["other_class", "shuffle"])
+def test_label_noise_relabels_the_training_split_only(tree, tmp_path, mode):
+    """The validation split is drawn from the clean labels; only the training labels are relabeled."""
+    clean = make(tree, tmp_path, image_size=8, val_fraction=0.2, test_dir=str(tree))
+    clean.setup("fit")
+    dm = make(tree, tmp_path, image_size=8, val_fraction=0.2, test_dir=str(tree), label_noise=1.0,
+              label_noise_mode=mode)
+    dm.setup("fit")
+    before, after = clean.datasets["train"].targets, dm.datasets["train"].targets
+    assert torch.equal(dm.datasets["train"].inputs, clean.datasets["train"].inputs) and len(dm.relabeled_indices) == 24
+    if mode == "other_class":
+        assert (after == 1 - before).all()  # two classes: the other one
+    else:
+        assert torch.equal(after.sort().values, before.sort().values) and 0 < (after != before).sum() < 24
+    for split in ("val", "test"):
+        assert torch.equal(dm.datasets[split].inputs, clean.datasets[split].inputs)
+        assert torch.equal(dm.datasets[split].targets, clean.datasets[split].targets)
+
+
 def test_no_test_dir_means_a_clear_error_for_test(tree, tmp_path):
     dm = make(tree, tmp_path, image_size=8)
     with pytest.raises(ValueError, match="has no 'test' split"):
@@ -109,6 +129,30 @@ def test_second_setup_reads_the_cache_and_a_touched_file_invalidates_it(tree, tm
         third.datasets["val"].inputs, first.datasets["val"].inputs)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "another tensor"])
+def test_a_damaged_cache_file_is_discarded_with_a_warning_and_rewritten(tree, tmp_path, monkeypatch, caplog, damage):
+    calls = count_decodes(monkeypatch)
+    first = make(tree, tmp_path, image_size=8)
+    first.setup("fit")
+    (cache,) = (tmp_path / "cache").iterdir()
+    if damage == "truncated":
+        cache.write_bytes(cache.read_bytes()[:100])
+    elif damage == "garbage":
+        cache.write_bytes(b"not a torch file")
+    else:
+        torch.save(torch.zeros(2, 2), cache)
+    with caplog.at_level(logging.WARNING, logger="datamodules.image_folder"):
+        second = make(tree, tmp_path, image_size=8)
+        second.setup("fit")
+    assert len(calls) == 60  # decoded again
+    assert torch.equal(second.datasets["train"].inputs, first.datasets["train"].inputs)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"Discarding the unreadable image cache {cache}" in warning and "\n" not in warning
+    third = make(tree, tmp_path, image_size=8)
+    third.setup("fit")
+    assert len(calls) == 60  # the rewritten cache is read
+
+
 def test_cache_off_never_writes(tree, tmp_path, monkeypatch):
     calls = count_decodes(monkeypatch)
     for _ in range(2):
@@ -120,8 +164,10 @@ def test_cache_off_never_writes(tree, tmp_path, monkeypatch):
 def test_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"`train_dir` directory .*nowhere does not exist"):
         ImageFolderDataModule(str(tmp_path / "nowhere"))
+    (tmp_path / "train" / "cat").mkdir(parents=True)
+    data = ImageFolderDataModule(str(tmp_path / "train"), val_dir=str(tmp_path / "gone"))  # read by fit, not here
     with pytest.raises(FileNotFoundError, match=r"`val_dir` directory .*gone does not exist"):
-        ImageFolderDataModule(str(tmp_path), val_dir=str(tmp_path / "gone"))
+        data.setup("fit")
 
 
 def test_no_class_folders(tmp_path):
@@ -154,8 +200,9 @@ def test_unreadable_image_is_named(tree, tmp_path):
 
 def test_validation_classes_must_match(tree, tmp_path):
     val = write_tree(tmp_path / "val", {"cat": 2, "cow": 2})
+    data = make(tree, tmp_path, val_dir=str(val))
     with pytest.raises(ValueError, match=r"`val_dir` .* has classes \['cat', 'cow'\] but `train_dir` .* has"):
-        make(tree, tmp_path, val_dir=str(val))
+        data.setup("fit")
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -163,6 +210,7 @@ def test_validation_classes_must_match(tree, tmp_path):
     ({"val_fraction": 1.5}, r"`val_fraction` must be in \(0, 1\), got 1.5"),
     ({"max_shift": -1}, r"`max_shift` must be an integer in \[0, image_size=50\), got -1"),
     ({"batch_size": 0}, "`batch_size` must be a positive integer"),
+    ({"label_noise": 2}, r"`label_noise` must be a number in \[0, 1\], got 2"),
 ])
 def test_bad_arguments(tree, tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -246,8 +294,9 @@ def test_predict_batches_carry_paths(tree, tmp_path):
 def test_predict_without_predict_dir(tree, tmp_path):
     with pytest.raises(ValueError, match="`predict_dir` is not set"):
         make(tree, tmp_path).predict_dataloader()
+    data = make(tree, tmp_path, predict_dir=str(tmp_path / "missing.png"))  # only predict reads it
     with pytest.raises(FileNotFoundError, match="`predict_dir` .*missing.png does not exist"):
-        make(tree, tmp_path, predict_dir=str(tmp_path / "missing.png"))
+        data.setup("predict")
 
 
 def test_rotation_augments_and_test_rotation_rotates_the_test_folder(tree, tmp_path):

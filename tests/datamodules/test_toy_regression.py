@@ -38,8 +38,43 @@ def test_same_seed_same_data_other_seed_other_data():
 
 
 def test_unknown_dataset_name():
-    with pytest.raises(ValueError, match=r"`dataset` must be one of \['quadratic', 'linear'\], got 'cubic'"):
+    message = r"`dataset` must be one of \['quadratic', 'linear', 'lecture000'\], got 'cubic'"
+    with pytest.raises(ValueError, match=message):
         ToyRegressionDataModule("cubic")
+
+
+def test_lecture000_set_is_the_lectures_exact_numbers_whatever_the_seed():
+    torch.manual_seed(0)  # the lecture's cell, verbatim
+    x = torch.arange(-3, 3, 0.15)
+    y = x**2 + x * torch.randn(len(x))
+    for seed in (2021, 7):
+        dm = ToyRegressionDataModule("lecture000", seed=seed)
+        dm.setup()
+        train, val, test = (dm.datasets[s] for s in ("train", "val", "test"))
+        assert train.inputs.shape == train.targets.shape == (40, 1)
+        assert torch.equal(train.inputs[:, 0], x) and torch.equal(train.targets[:, 0], y)
+        assert val.inputs.shape == val.targets.shape == (6, 1) and val.inputs.dtype == torch.float32
+        assert val.inputs[:, 0].tolist() == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0]
+        assert val.targets[:, 0].tolist() == [9.0, 4.0, 1.0, 0.0, 1.0, 4.0]
+        assert torch.equal(test.inputs, val.inputs) and torch.equal(test.targets, val.targets)
+    torch.testing.assert_close(y[:3], torch.tensor([12.3775, 11.4067, 7.9666]), atol=1e-4, rtol=0)
+
+
+def test_lecture000_set_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ToyRegressionDataModule("lecture000").setup()
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_lecture000_set_seed_orders_the_batches():
+    def first_batch(seed):
+        dm = ToyRegressionDataModule("lecture000", batch_size=8, seed=seed)
+        dm.setup()
+        return next(iter(dm.train_dataloader()))[0]
+
+    assert torch.equal(first_batch(1), first_batch(1)) and not torch.equal(first_batch(1), first_batch(2))
 
 
 def test_demo_config_stops_early(in_tmp_dir, repo_root):

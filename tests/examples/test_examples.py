@@ -1,6 +1,7 @@
 """Every example runs with ``--fast`` and produces what it promises (numbers, plots, clear errors)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,22 +22,60 @@ def assert_png(path: Path, min_size: tuple[int, int] = (300, 200)) -> None:
 
 
 def test_autograd_check_reproduces_the_lecture_gradients(example, in_tmp_dir, capsys):
+    """Lecture 000's numbers, as it prints them (4 decimals): the gradients, the weights after one SGD step
+    (lr 0.1) and the hidden weight's gradient accumulated over 5 ``backward()`` calls."""
     module = example("autograd_check")
-    grads = module.main(["--out", "out"])
-    assert grads == {
+    result = module.main(["--out", "out"])
+    assert result["gradients"] == {
         "net.0.weight": [-0.3480, -1.3032], "net.0.bias": [-0.3480, -1.3032],
         "net.2.weight": [-2.9191, -2.4229], "net.2.bias": [-3.3142],
     }
-    assert json.loads((in_tmp_dir / "out" / "gradients.json").read_text()) == grads
+    assert result["after_step"] == {
+        "net.0.weight": [1.0348, -0.8697], "net.0.bias": [1.0348, 2.1303],
+        "net.2.weight": [1.2919, 2.2423], "net.2.bias": [-0.6686],
+    }
+    accumulated = result["accumulated"]
+    assert len(accumulated) == 5 and accumulated[0] == [-0.1991, -0.5976] and accumulated[4] == [-0.9957, -2.9882]
+    for k, values in enumerate(accumulated, start=1):  # they add up: the k-th is k times the first
+        assert values == pytest.approx([k * -0.19915, k * -0.59764], abs=2e-4), k
+    assert json.loads((in_tmp_dir / "out" / "gradients.json").read_text()) == result["gradients"]
+    assert json.loads((in_tmp_dir / "out" / "sgd_step.json").read_text()) == {
+        "lr": 0.1, "after_step": result["after_step"], "accumulated_w_hidden_grad": accumulated}
     printed = capsys.readouterr().out
-    assert printed.count("True") == 4 and "False" not in printed
+    rows = {tuple(re.split(r"\s{2,}", line.strip())) for line in printed.splitlines()}  # the table's cells
+    for name, values in [("b_out", "[-3.3142]"), ("w_out", "[-2.9191, -2.4229]"), ("b_hidden", "[-0.3480, -1.3032]"),
+                         ("w_hidden", "[-0.3480, -1.3032]"), ("b_out", "[-0.6686]"), ("w_out", "[1.2919, 2.2423]"),
+                         ("b_hidden", "[1.0348, 2.1303]"), ("w_hidden", "[1.0348, -0.8697]"),
+                         ("1", "[-0.1991, -0.5976]"), ("5", "[-0.9957, -2.9882]")]:
+        assert (name, values, values, "True") in rows, (name, values)  # torch, then the lecture's, then match
+    assert ("2", "[-0.3983, -1.1953]") in rows and ("4", "[-0.7966, -2.3906]") in rows  # no lecture value quoted
+    assert printed.count("True") == 10 and "False" not in printed
+    assert "Weights after one SGD step (lr 0.1):" in printed
 
 
-def test_early_stopping_stops_far_before_the_epoch_budget(example, in_tmp_dir):
-    result = example("early_stopping").main(["--fast", "--out", "out"])
-    assert 3 < result["epochs run"] < result["max epochs"] // 2
-    assert result["stopped at epoch"] == result["epochs run"] - 1
-    assert result["best epoch"] == result["stopped at epoch"] - 3  # patience 3
+def test_early_stopping_reports_both_rules_far_before_the_epoch_budget(example, in_tmp_dir, capsys):
+    patience, consecutive = example("early_stopping").main(["--fast", "--out", "out"])
+    assert (patience["rule"], consecutive["rule"]) == ("patience", "consecutive_increase")
+    for row in (patience, consecutive):
+        assert 3 < row["epochs run"] < row["max epochs"] // 2
+        assert row["stopped at epoch"] == row["epochs run"] - 1
+        assert row["stopped at epoch"] - row["best epoch"] >= 3  # patience 3
+    assert patience["best epoch"] == patience["stopped at epoch"] - 3
+    # one seed, one trajectory: a rise is never a new best, so the lecture's rule stops at the same epoch or later
+    assert consecutive["stopped at epoch"] >= patience["stopped at epoch"]
+    assert consecutive["best epoch"] >= patience["best epoch"]
+    assert (patience["lecture stop"], consecutive["lecture stop"]) == ("-", 37)
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("rule "))
+    assert [line.split()[:3] for line in lines[header + 2:header + 4]] == [
+        ["patience", str(patience["epochs run"]), str(patience["stopped at epoch"])],
+        ["consecutive_increase", str(consecutive["epochs run"]), str(consecutive["stopped at epoch"])]]
+    assert_png(in_tmp_dir / "out" / "early_stopping.png")
+
+
+def test_early_stopping_within_a_small_budget_reports_no_stop(example, in_tmp_dir):
+    rows = example("early_stopping").main(["--out", "out", "--max-epochs", "3", "--seed", "0"])
+    assert [(r["epochs run"], r["stopped at epoch"], r["max epochs"], r["seed"]) for r in rows] == [(3, "-", 3, 0)] * 2
     assert_png(in_tmp_dir / "out" / "early_stopping.png")
 
 

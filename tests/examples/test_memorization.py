@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
@@ -42,21 +43,24 @@ def test_config_is_the_lectures_big_animal_net(memorization):
 
 
 def test_big_animal_net_memorizes_random_labels_on_noise(memorization, tmp_path, make_trainer):
-    """configs/memorization.yaml with label_noise=1.0 on pure-noise images: every training label is wrong
-    (there is nothing to learn), yet training accuracy reaches 99 % within the 200 epochs; validation stays
-    at chance."""
+    """configs/memorization.yaml with every label shuffled (the lecture's random labels) on pure-noise images:
+    there is nothing to learn, yet training accuracy reaches 99 % within the 200 epochs; validation stays at
+    chance."""
     config = memorization.load_config()
     write_afhq(str(tmp_path), per_class=70, val_per_class=20, signal=0.0)
     pl.seed_everything(config["seed"])
     dm = AnimalFacesDataModule(**{**config["data"], "data_dir": str(tmp_path), "label_noise": 1.0,
-                                  "cache_dir": None, "download": False})
+                                  "label_noise_mode": memorization.LABEL_NOISE_MODE, "cache_dir": None,
+                                  "download": False})
     model = DenseClassifier(input_size=dm.input_size, num_classes=dm.num_classes, **config["model"])
-    recorder = StopWhenMemorized()
-    trainer = make_trainer(max_epochs=config["epochs"], callbacks=[recorder], deterministic=True,
+    recorder, timer = StopWhenMemorized(), memorization.TimeToMemorize()
+    trainer = make_trainer(max_epochs=config["epochs"], callbacks=[recorder, timer], deterministic=True,
                            limit_val_batches=0)  # validation measured once, at the end
     trainer.fit(model, datamodule=dm)
-    assert len(dm.noisy_indices) == 100
+    assert len(dm.relabeled_indices) == 100 and 50 <= len(dm.noisy_indices) <= 85  # about 2/3 of 100 change
     assert recorder.history[-1]["train_acc"] >= 0.99 and len(recorder.history) <= config["epochs"]
+    first_100 = [epoch for epoch, metrics in enumerate(recorder.history) if metrics["train_acc"] >= 1.0]
+    assert timer.epoch == (first_100[0] if first_100 else None)
     model.eval()
 
     def accuracy(split: str) -> float:
@@ -66,6 +70,19 @@ def test_big_animal_net_memorizes_random_labels_on_noise(memorization, tmp_path,
 
     assert accuracy("train") >= 0.99
     assert abs(accuracy("val") - 1 / 3) < 0.15 and abs(accuracy("test") - 1 / 3) < 0.2  # 100 and 60 images
+
+
+def test_time_to_memorize_keeps_the_first_epoch_at_100_percent(memorization, monkeypatch):
+    clock = iter([10.0, 13.5, 99.0])  # on_train_start, then each epoch that reaches 100 %
+    monkeypatch.setattr(memorization.time, "monotonic", lambda: next(clock))
+    timer = memorization.TimeToMemorize()
+    trainer = SimpleNamespace(callback_metrics={}, current_epoch=0)
+    timer.on_train_start(trainer, None)
+    timer.on_train_epoch_end(trainer, None)  # no train_acc logged yet
+    for epoch, accuracy in enumerate([0.5, 0.99, 1.0, 0.98, 1.0], start=1):
+        trainer.current_epoch, trainer.callback_metrics = epoch, {"train_acc": torch.tensor(accuracy)}
+        timer.on_train_epoch_end(trainer, None)
+    assert (timer.epoch, timer.seconds) == (3, 3.5)
 
 
 def test_fast_run_writes_the_figure_and_prints_the_table(memorization, in_tmp_dir, capsys):
@@ -92,6 +109,17 @@ def test_fast_run_writes_the_figure_and_prints_the_table(memorization, in_tmp_di
     rows = [line for line in printed.splitlines() if line.startswith(("clean labels", "15 % label", "random labels"))]
     assert len(rows) == 3 and rows[2].split()[2:] == ["1.0000", "3", f"{results[2]['train_acc']:.4f}",
                                                       f"{results[2]['val_acc']:.4f}"]
+    assert all(result["label_noise_mode"] == "shuffle" for result in results)
+    timing = printed.split("\nTime to 100 % training accuracy (lecture 002: about 74 s on its machine):\n")[1]
+    expected = [f"  {r['setting']}: not reached in 3 epochs" if r["epoch_100"] is None else
+                f"  {r['setting']}: epoch {r['epoch_100']}, {r['seconds_to_100']:.1f} s" for r in results]
+    assert timing.splitlines()[:3] == expected
+    for result in results:  # reached: the first epoch whose train_acc is 100 %, after a positive time
+        reached = [int(epoch) for epoch, values in sorted(result["history"].items(), key=lambda item: int(item[0]))
+                   if values.get("train_acc", 0) >= 1.0]
+        assert result["epoch_100"] == (reached[0] if reached else None)
+        assert (result["seconds_to_100"] is None) == (result["epoch_100"] is None)
+        assert result["seconds_to_100"] is None or result["seconds_to_100"] > 0
     assert not (in_tmp_dir / "logs").exists()
 
 

@@ -65,7 +65,7 @@ def test_checkpoint_round_trip(tmp_path, make_trainer):
         ({"weight_decay": -1e-4}, r"`weight_decay` must be in \[0.0, inf\)"),
         ({"momentum": -0.5, "optimizer": "sgd"}, r"`momentum` must be in \[0.0, inf\)"),
         ({"optimizer": "lbfgs"},
-         r"`optimizer` must be one of \['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd'\], got 'lbfgs'"),
+         r"`optimizer` must be one of \['adagrad', 'adam', 'adamax', 'adamw', 'rmsprop', 'sgd'\], got 'lbfgs'"),
         ({"momentum": 0.9, "optimizer": "adam"}, r"`momentum` applies only to optimizer \['sgd', 'rmsprop'\]"),
         ({"dropout": 1.5}, r"`dropout` must be in \[0.0, 1.0\), got 1.5"),
         ({"hidden_sizes": [512, 512], "dropout": [0.1, 0.2, 0.3]}, r"one rate per hidden layer \(2\), got 3"),

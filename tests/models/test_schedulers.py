@@ -4,7 +4,7 @@ import re
 import pytest
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from datamodules import ToyRegressionDataModule
 from lit_reg.models import DenseClassifier, DenseRegressor
@@ -12,6 +12,14 @@ from tests.conftest import EpochMetrics
 
 LR = 0.01
 EPOCHS = 6
+
+
+def restarts(s: int, t_0: int, t_mult: int, eta_min: float) -> float:
+    """CosineAnnealingWarmRestarts at epoch s: cosine from LR to eta_min over periods t_0, t_0·t_mult, ..."""
+    period = t_0
+    while s >= period:
+        s, period = s - period, period * t_mult
+    return eta_min + (LR - eta_min) * (1 + math.cos(math.pi * s / period)) / 2
 
 
 def epoch_learning_rates(make_trainer, lr_scheduler: str | None, kwargs: dict | None, batch_size: int = 10,
@@ -38,6 +46,9 @@ def triangular(s: int, low: float, high: float, half_cycle: int) -> float:
         ("cosine", {"T_max": 4, "eta_min": 1e-3}, lambda s: 1e-3 + (LR - 1e-3) * (1 + math.cos(math.pi * s / 4)) / 2),
         ("cosine", {}, lambda s: LR * (1 + math.cos(math.pi * s / EPOCHS)) / 2),  # T_max = max_epochs
         ("cyclic", {"max_lr": 0.05, "step_size_up": 2}, lambda s: triangular(s, LR, 0.05, 2)),  # one step an epoch
+        ("cosine_restarts", {"T_0": 2, "T_mult": 2, "eta_min": 1e-3}, lambda s: restarts(s, 2, 2, 1e-3)),
+        ("cosine_restarts", {"T_0": 3}, lambda s: restarts(s, 3, 1, 0.0)),
+        ("inverse_time", {"decay_rate": 0.5}, lambda s: LR / (1 + 0.5 * s)),  # the lecture's η₀/(1+ks), per batch
         # every epoch counts as no improvement after the first: the rate halves from the third epoch on
         ("plateau", {"factor": 0.5, "patience": 0, "threshold": 0.99}, lambda s: LR * 0.5 ** max(0, s - 1)),
     ],
@@ -54,9 +65,11 @@ def test_learning_rate_after_k_epochs_follows_the_formula(make_trainer, name, kw
         ("exponential", {"gamma": 0.5}, lambda s: LR * 0.5**s),
         ("cosine", {"T_max": 4}, lambda s: LR * (1 + math.cos(math.pi * s / 4)) / 2),
         ("cyclic", {"max_lr": 0.05, "step_size_up": 4}, lambda s: triangular(2 * s, LR, 0.05, 4)),  # 2 steps an epoch
+        ("cosine_restarts", {"T_0": 2}, lambda s: restarts(s, 2, 1, 0.0)),
+        ("inverse_time", {"decay_rate": 0.5, "decay_steps": 2}, lambda s: LR / (1 + 0.5 * 2 * s / 2)),
     ],
 )
-def test_only_cyclic_steps_every_batch_the_others_once_per_epoch(make_trainer, name, kwargs, formula):
+def test_cyclic_onecycle_inverse_time_step_every_batch_the_others_once_per_epoch(make_trainer, name, kwargs, formula):
     rates = epoch_learning_rates(make_trainer, name, kwargs, batch_size=5)  # two batches per epoch
     assert rates == pytest.approx([formula(s) for s in range(EPOCHS)], rel=1e-5)
 
@@ -82,13 +95,21 @@ class StepMomentum(Callback):
         self.steps.append((group["lr"], momentum))
 
 
-def step_momenta(make_trainer, **model_kwargs) -> list[tuple[float, float]]:
-    """``(lr, momentum)`` before each of EPOCHS steps of a cyclic schedule (max_lr 0.05, step_size_up 2)."""
+def step_momenta(make_trainer, batch_size: int = 10, max_epochs: int = EPOCHS, checkpoint_dir=None,
+                 ckpt_path: str | None = None, **model_kwargs) -> list[tuple[float, float]]:
+    """``(lr, momentum)`` before each training step; by default of a cyclic schedule (max_lr 0.05, step_size_up 2)
+    with one step an epoch. With ``checkpoint_dir`` the fit saves ``last.ckpt`` there; ``ckpt_path`` resumes."""
     recorder = StepMomentum()
-    model = DenseRegressor(hidden_sizes=[4], lr=LR, lr_scheduler="cyclic",
-                           lr_scheduler_kwargs={"max_lr": 0.05, "step_size_up": 2}, **model_kwargs)
-    make_trainer(max_epochs=EPOCHS, callbacks=[recorder], limit_val_batches=0).fit(
-        model, datamodule=ToyRegressionDataModule("linear", batch_size=10))
+    model_kwargs.setdefault("lr_scheduler", "cyclic")
+    if model_kwargs["lr_scheduler"] == "cyclic":
+        model_kwargs.setdefault("lr_scheduler_kwargs", {"max_lr": 0.05, "step_size_up": 2})
+    model = DenseRegressor(hidden_sizes=[4], lr=LR, **model_kwargs)
+    callbacks: list[Callback] = [recorder]
+    if checkpoint_dir is not None:
+        callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0))
+    make_trainer(max_epochs=max_epochs, callbacks=callbacks, limit_val_batches=0,
+                 enable_checkpointing=checkpoint_dir is not None).fit(
+        model, datamodule=ToyRegressionDataModule("linear", batch_size=batch_size), ckpt_path=ckpt_path)
     return recorder.steps
 
 
@@ -139,6 +160,109 @@ def test_onecycle_spans_the_whole_fit_and_peaks_at_lr(make_trainer):
     assert [m for _, m in recorder.steps] == [0.9] * total  # Adam's betas[0] is not cycled without momentum
 
 
+@pytest.mark.parametrize(("kwargs", "formula"), [
+    ({"decay_rate": 0.5, "decay_steps": 3}, lambda s: LR / (1 + 0.5 * s / 3)),
+    ({"decay_rate": 0.5, "decay_steps": 3, "staircase": True}, lambda s: LR / (1 + 0.5 * (s // 3))),
+    ({"decay_rate": 2.0}, lambda s: LR / (1 + 2 * s)),
+], ids=["continuous", "staircase", "decay_steps=1"])
+def test_inverse_time_decays_per_batch_as_keras(make_trainer, kwargs, formula):
+    """Keras' InverseTimeDecay: η₀/(1 + decay_rate·s/decay_steps), s the optimizer step (⌊s/decay_steps⌋ staircase)."""
+    rates = [lr for lr, _ in step_momenta(make_trainer, batch_size=5, lr_scheduler="inverse_time",
+                                          lr_scheduler_kwargs=kwargs)]
+    assert rates == pytest.approx([formula(s) for s in range(2 * EPOCHS)], rel=1e-6)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"decay_rate": -0.1}, r"`lr_scheduler_kwargs` decay_rate must be a number >= 0, got -0\.1"),
+    ({"decay_rate": 0.1, "decay_steps": 0}, r"`lr_scheduler_kwargs` decay_steps must be a positive integer, got 0"),
+    ({"decay_rate": 0.1, "decay_steps": 2.5}, r"decay_steps must be a positive integer, got 2\.5"),
+])
+def test_inverse_time_refuses_bad_values(make_trainer, kwargs, message):
+    model = DenseRegressor(hidden_sizes=[4], lr_scheduler="inverse_time", lr_scheduler_kwargs=kwargs)
+    model.trainer = make_trainer(max_epochs=2)
+    with pytest.raises(ValueError, match=message):
+        model.configure_optimizers()
+
+
+def warmup(s: int, steps: int, peak: float = LR) -> float:
+    """The linear warm-up: peak·(s+1)/(steps+1) for s < steps."""
+    return peak * (s + 1) / (steps + 1)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "steps", "formula"), [
+    (None, None, 3, lambda s: LR),  # constant after the warm-up
+    ("step", {"step_size": 2, "gamma": 0.5}, 2, lambda s: LR * 0.5 ** (s // 2)),
+    ("exponential", {"gamma": 0.5}, 1, lambda s: LR * 0.5**s),
+    ("cosine", {}, 2, lambda s: LR * (1 + math.cos(math.pi * s / (EPOCHS - 2))) / 2),  # T_max: the epochs left
+    ("cosine", {"T_max": 2}, 3, lambda s: LR * (1 + math.cos(math.pi * s / 2)) / 2),
+    ("cosine_restarts", {"T_0": 2}, 2, lambda s: restarts(s, 2, 1, 0.0)),
+], ids=["no scheduler", "step", "exponential", "cosine", "cosine T_max", "cosine_restarts"])
+def test_warmup_in_epochs_before_an_epoch_schedule(make_trainer, name, kwargs, steps, formula):
+    """lr_warmup=W epochs at η₀·(s+1)/(W+1), then the schedule from its start (s counted from the end of warm-up)."""
+    rates = epoch_learning_rates(make_trainer, name, kwargs, lr_warmup=steps)
+    expected = [warmup(s, steps) if s < steps else formula(s - steps) for s in range(EPOCHS)]
+    assert rates == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "steps", "formula"), [
+    ("inverse_time", {"decay_rate": 1.0}, 3, lambda s: LR / (1 + s)),
+    ("cyclic", {"max_lr": 0.05, "step_size_up": 2}, 4, lambda s: triangular(s, LR, 0.05, 2)),
+], ids=["inverse_time", "cyclic"])
+def test_warmup_in_batches_before_a_batch_schedule(make_trainer, name, kwargs, steps, formula):
+    rates = [lr for lr, _ in step_momenta(make_trainer, batch_size=5, lr_scheduler=name, lr_scheduler_kwargs=kwargs,
+                                          lr_warmup=steps)]
+    expected = [warmup(s, steps) if s < steps else formula(s - steps) for s in range(2 * EPOCHS)]
+    assert rates == pytest.approx(expected, rel=1e-5)
+
+
+def test_warmup_before_onecycle_rises_to_its_first_rate_and_leaves_it_the_other_batches(make_trainer):
+    """total_steps defaults to the batches after the warm-up, so the fit ends exactly at the end of the cycle."""
+    steps, total = 3, 2 * EPOCHS
+    rates = [lr for lr, _ in step_momenta(make_trainer, batch_size=5, lr_scheduler="onecycle", lr_warmup=steps)]
+    expected = [warmup(s, steps, LR / 25) if s < steps else one_cycle(s - steps, total - steps, LR)
+                for s in range(total)]
+    assert rates == pytest.approx(expected, rel=1e-5)
+
+
+def test_warmup_scheduler_state_resumes(make_trainer, tmp_path):
+    """A fit resumed from a checkpoint in the middle of the warm-up goes on with the same rates as one fit."""
+    kwargs = {"lr_scheduler": "inverse_time", "lr_scheduler_kwargs": {"decay_rate": 1.0}, "lr_warmup": 3,
+              "batch_size": 5}
+    straight = [lr for lr, _ in step_momenta(make_trainer, **kwargs)]
+    first = step_momenta(make_trainer, max_epochs=1, checkpoint_dir=tmp_path, **kwargs)
+    resumed = step_momenta(make_trainer, checkpoint_dir=tmp_path / "resumed", ckpt_path=str(tmp_path / "last.ckpt"),
+                           **kwargs)
+    assert [lr for lr, _ in first + resumed] == pytest.approx(straight, rel=1e-6)
+    assert len(first) == 2 and len(straight) == 2 * EPOCHS
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "2"])
+def test_warmup_must_be_a_non_negative_integer(value):
+    with pytest.raises(ValueError, match=rf"^`lr_warmup` must be an integer >= 0 \(the scheduler steps of linear "
+                                         rf"warm-up\), got {re.escape(repr(value))}$"):
+        DenseRegressor(lr_warmup=value)
+
+
+def test_warmup_before_plateau_is_refused():
+    with pytest.raises(ValueError, match=r"^`lr_warmup`=2 cannot come before lr_scheduler='plateau': "
+                                         r"ReduceLROnPlateau steps on val_loss.*set lr_warmup=0"):
+        DenseRegressor(lr_scheduler="plateau", lr_warmup=2)
+
+
+@pytest.mark.parametrize(("name", "max_epochs", "message"), [
+    ("cosine", 3, r"lr_scheduler='cosine' after `lr_warmup`=3 epochs needs max_epochs > 3 \(got 3\) or "
+                  r"`lr_scheduler_kwargs` T_max"),
+    ("onecycle", 1, r"lr_scheduler='onecycle' after `lr_warmup`=3 batches needs a longer fit \(it has 2 batches\)"),
+])
+def test_warmup_longer_than_the_fit_needs_the_schedule_length(make_trainer, name, max_epochs, message):
+    from datamodules.toy_regression import ToyRegressionDataModule as Toy
+
+    model = DenseRegressor(hidden_sizes=[4], lr_scheduler=name, lr_warmup=3)
+    trainer = make_trainer(max_epochs=max_epochs, limit_val_batches=0)
+    with pytest.raises(ValueError, match=message):
+        trainer.fit(model, datamodule=Toy("linear", batch_size=5))
+
+
 def test_onecycle_needs_total_steps_when_the_fit_is_unbounded(make_trainer):
     model = DenseRegressor(hidden_sizes=[4], lr_scheduler="onecycle")
     model.trainer = make_trainer(max_epochs=-1)
@@ -162,8 +286,15 @@ def test_momentum_reaches_the_optimizers_that_take_it(optimizer):
     ("kwargs", "message"),
     [
         ({"lr_scheduler": "warmup"},
-         r"`lr_scheduler` must be one of \['cosine', 'cyclic', 'exponential', 'onecycle', 'plateau', 'step'\], "
-         r"got 'warmup'"),
+         r"`lr_scheduler` must be one of \['cosine', 'cosine_restarts', 'cyclic', 'exponential', 'inverse_time', "
+         r"'onecycle', 'plateau', 'step'\], got 'warmup'"),
+        ({"lr_scheduler": "cosine_restarts"}, r"`lr_scheduler_kwargs` must give \['T_0'\] for "
+                                              r"lr_scheduler='cosine_restarts' \(CosineAnnealingWarmRestarts\)"),
+        ({"lr_scheduler": "inverse_time"}, r"`lr_scheduler_kwargs` must give \['decay_rate'\] for "
+                                           r"lr_scheduler='inverse_time' \(InverseTimeDecay\)"),
+        ({"lr_scheduler": "inverse_time", "lr_scheduler_kwargs": {"decay_rate": 1, "gamma": 0.5}},
+         r"`lr_scheduler_kwargs` has \['gamma'\], which lr_scheduler='inverse_time' \(InverseTimeDecay\) does not "
+         r"take; it takes \['decay_rate', 'decay_steps', 'staircase', 'last_epoch'\]"),
         ({"lr_scheduler": "step", "lr_scheduler_kwargs": {"step_size": 2, "decay": 0.5}},
          r"`lr_scheduler_kwargs` has \['decay'\], which lr_scheduler='step' \(StepLR\) does not take"),
         ({"lr_scheduler": "step"}, r"`lr_scheduler_kwargs` must give \['step_size'\] for lr_scheduler='step'"),
