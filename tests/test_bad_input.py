@@ -136,6 +136,8 @@ CASES = [
     ("regressor on class labels", ["fit", *FASHION, "--model", "DenseRegressor"], 1,
      r"FashionMNISTDataModule is a classification datamodule \(it gives num_classes and classes\) but DenseRegressor "
      r"is a regressor: use --model DenseClassifier or --model BitmojiClassifier \(two classes\)"),
+    ("restore_best_weights not a bool", ["fit", *FASHION, "--checkpoint.restore_best_weights", "maybe"], 2,
+     r"restore_best_weights"),
     ("image folder missing", ["fit", *IMAGES, "--data.train_dir", "images/nowhere"], 1,
      r"`train_dir` directory images/nowhere does not exist"),
     ("corrupt image file", ["fit", *IMAGES, "--data.train_dir", "images/corrupt"], 1,
@@ -209,6 +211,7 @@ TABLE_ROWS = {
     "`--early_stopping.rule nope`": ["unknown early-stopping rule"],
     "a classifier on regression data, or a regressor on class labels": ["classifier on regression data",
                                                                          "regressor on class labels"],
+    "`--checkpoint.restore_best_weights maybe`": ["restore_best_weights not a bool"],
     "image folder missing": ["image folder missing"],
     "corrupt image file in an ImageFolder tree": ["corrupt image file"],
     "empty class folder": ["empty class folder"],
