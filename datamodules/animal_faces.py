@@ -127,6 +127,7 @@ class AnimalFacesDataModule(InMemoryDataModule):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, pin_memory=pin_memory,
                          device_cache=device_cache, test_rotation=test_rotation, label_noise=label_noise,
                          label_noise_mode=label_noise_mode)
+        self.save_hyperparameters()  # checkpoints and TensorBoard's HPARAMS carry the arguments
         self.data_dir = str(data_dir)
         self.image_size = check_positive_int(image_size, "image_size")
         self.train_size = check_optional_size(train_size, "train_size")

@@ -57,6 +57,7 @@ class ToyRegressionDataModule(InMemoryDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        self.save_hyperparameters()  # checkpoints and TensorBoard's HPARAMS carry the arguments
         if dataset not in self.DATASETS:
             raise ValueError(f"`dataset` must be one of {list(self.DATASETS)}, got {dataset!r}")
         self.dataset = dataset

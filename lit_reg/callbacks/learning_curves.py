@@ -1,4 +1,4 @@
-"""Train vs validation curves as one PNG per run, and the best validation score in TensorBoard's HPARAMS."""
+"""Train vs validation curves as one PNG per run, and the run's arguments and best scores in TensorBoard's HPARAMS."""
 
 from __future__ import annotations
 
@@ -23,7 +23,21 @@ class LearningCurves(FitOnlyState, FitStateKey):
     the regressor). At the end of training it draws one panel per metric into
     ``<trainer.log_dir>/<filename>``, marks the epoch with the best ``monitor`` value, adds the figure to
     TensorBoard as the image ``learning_curves`` and, with ``log_hp_metric``, logs the run's
-    hyperparameters with ``hp_metric`` = the best ``monitor`` value (TensorBoard's HPARAMS tab).
+    hyperparameters with its best scores (TensorBoard's HPARAMS tab, :meth:`hparams_summary`): the model's
+    arguments, the datamodule's prefixed ``data/`` (``data/batch_size``), ``extra_hparams``, and the metrics
+    ``hp_metric`` = the best ``monitor`` value and ``best_<metric>`` for each validation metric recorded
+    (``best_val_loss``, ``best_val_acc``, ...).
+
+    .. note::
+        The best value of a validation metric is its lowest when the metric is ``monitor`` with ``mode="min"``, or
+        its name ends in one of :attr:`LOWER_IS_BETTER` (``val_loss``, ``val_mae``, ``val_mse``, ...), and its
+        highest otherwise (``val_acc``, ``val_r2``, ``val_f1``, ``val_auroc``).
+
+    Values TensorBoard cannot show are converted by Lightning's ``TensorBoardLogger``: a dict is flattened to
+    ``key/subkey`` entries, other values that are not a bool, int, float or str become their ``str`` (a list
+    ``[16, 8]`` shows as ``'[16, 8]'``, None as ``'None'``); TensorBoard shows a bool as 1 or 0. The run's
+    ``hparams.yaml`` holds what Lightning writes at the start of fit: the model's and the datamodule's
+    arguments, unprefixed.
 
     .. note::
         Lightning's ``TensorBoardLogger`` logs ``hp_metric = -1`` at the start unless it is created with
@@ -36,7 +50,11 @@ class LearningCurves(FitOnlyState, FitStateKey):
         metrics: metric names to plot, each as ``train_<name>`` and ``val_<name>`` (one panel per name).
         filename: name of the PNG in the run folder.
         panel_size: size of one panel in inches; the figure is ``len(panels)`` panels wide, saved at 100 dpi.
-        log_hp_metric: log ``hp_metric`` with the hyperparameters to every ``TensorBoardLogger``.
+        log_hp_metric: log the hyperparameters with ``hp_metric`` and the ``best_<metric>`` values to every
+            ``TensorBoardLogger``.
+        extra_hparams: more entries for HPARAMS, e.g. ``{"variant": "dropout_0.3", "seed": 1}`` (a study's trial);
+            string keys, values a str, int, float or bool. They take precedence over the model's arguments of the
+            same name.
 
     The history is part of the checkpoint: ``fit(ckpt_path="last")`` resumes it, while evaluating a checkpoint
     afterwards (``test``/``validate`` with ``ckpt_path``) neither rewinds nor extends it (:class:`FitOnlyState`).
@@ -48,7 +66,8 @@ class LearningCurves(FitOnlyState, FitStateKey):
         plot_path: where the chart was saved, once it was.
 
     Raises:
-        ValueError: for an unknown ``mode``, no ``metrics`` or a ``filename`` not ending in ``.png``.
+        ValueError: for an unknown ``mode``, no ``metrics``, a ``filename`` not ending in ``.png`` or
+            ``extra_hparams`` that are not a dict of string keys and scalar values.
 
     Example:
         >>> curves = LearningCurves(metrics=["loss", "mae"])
@@ -57,22 +76,32 @@ class LearningCurves(FitOnlyState, FitStateKey):
     """
 
     MODES = {"min": min, "max": max}
+    #: endings of metric names whose best value is the lowest (every other metric: the highest)
+    LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "error")
+    #: types ``extra_hparams`` values may have
+    SCALARS = (str, int, float, bool)
 
     def __init__(self, monitor: str = "val_loss", mode: str = "min", metrics: Sequence[str] = ("loss", "acc"),
                  filename: str = "learning_curves.png", panel_size: tuple[float, float] = (5.0, 4.0),
-                 log_hp_metric: bool = True) -> None:
+                 log_hp_metric: bool = True, extra_hparams: dict[str, Any] | None = None) -> None:
         if mode not in self.MODES:
             raise ValueError(f"`mode` must be one of {list(self.MODES)}, got {mode!r}")
         if not metrics:
             raise ValueError("`metrics` must name at least one metric, got none")
         if not filename.endswith(".png"):
             raise ValueError(f"`filename` must end in '.png', got {filename!r}")
+        extra_hparams = {} if extra_hparams is None else extra_hparams
+        if not isinstance(extra_hparams, dict) or not all(
+                isinstance(k, str) and isinstance(v, self.SCALARS) for k, v in extra_hparams.items()):
+            raise ValueError("`extra_hparams` must be a dict of string keys and str, int, float or bool values, e.g. "
+                             f"{{'variant': 'dropout_0.3', 'seed': 1}}, got {extra_hparams!r}")
         self.monitor = monitor
         self.mode = mode
         self.metrics = list(metrics)
         self.filename = filename
         self.panel_size = tuple(panel_size)
         self.log_hp_metric = log_hp_metric
+        self.extra_hparams = dict(extra_hparams)
         self.history: dict[int, dict[str, float]] = {}
         self.plot_path: Path | None = None
 
@@ -100,6 +129,30 @@ class LearningCurves(FitOnlyState, FitStateKey):
         epoch = self.MODES[self.mode](scored, key=scored.__getitem__)
         return epoch, scored[epoch]
 
+    def best_values(self) -> dict[str, float]:
+        """``{"best_<metric>": value}``: the best value of every validation metric in :attr:`history`.
+
+        Example:
+            >>> curves = LearningCurves()
+            >>> curves.history = {0: {"val_loss": 0.5, "val_acc": 0.8}, 1: {"val_loss": 0.6, "val_acc": 0.9}}
+            >>> curves.best_values()
+            {'best_val_acc': 0.9, 'best_val_loss': 0.5}
+        """
+        recorded = sorted({key for values in self.history.values() for key in values if key.startswith("val_")})
+        best = {}
+        for key in recorded:
+            lower = self.mode == "min" if key == self.monitor else key.endswith(self.LOWER_IS_BETTER)
+            best[f"best_{key}"] = (min if lower else max)(v[key] for v in self.history.values() if key in v)
+        return best
+
+    def hparams_summary(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        """What HPARAMS lists for the run: the model's arguments, the datamodule's prefixed ``data/`` and
+        ``extra_hparams``; entries starting with ``_`` (LightningCLI's ``_class_path``, ...) are left out."""
+        datamodule = getattr(trainer, "datamodule", None)
+        data = dict(datamodule.hparams) if datamodule is not None else {}
+        return {**{k: v for k, v in pl_module.hparams.items() if not k.startswith("_")},
+                **{f"data/{k}": v for k, v in data.items() if not k.startswith("_")}, **self.extra_hparams}
+
     @property
     def best_epoch(self) -> int | None:
         return self._best()[0]
@@ -113,9 +166,11 @@ class LearningCurves(FitOnlyState, FitStateKey):
             return
         self.plot_path = save_to_run(trainer, self.plot, self.filename, "learning_curves")
         if self.log_hp_metric and self.best_score is not None:
+            params = self.hparams_summary(trainer, pl_module)
+            metrics = {"hp_metric": self.best_score, **self.best_values()}
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
-                    logger.log_hyperparams(pl_module.hparams, {"hp_metric": self.best_score}, step=trainer.global_step)
+                    logger.log_hyperparams(params, metrics, step=trainer.global_step)
 
     def plot(self) -> Figure:
         """One panel per metric that was recorded: train and validation per epoch, the best epoch marked."""

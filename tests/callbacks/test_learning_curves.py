@@ -1,12 +1,21 @@
+import json
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from datamodules import FashionMNISTDataModule, ToyRegressionDataModule
+from datamodules.fakes import write_afhq, write_fashion_mnist, write_image_folder
 from lit_reg import DenseClassifier, DenseRegressor, default_logger
 from lit_reg.callbacks import LearningCurves
+from lit_reg.cli import build_cli
 from tests.conftest import EpochMetrics
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
 def events(trainer) -> EventAccumulator:
@@ -15,10 +24,19 @@ def events(trainer) -> EventAccumulator:
     return accumulator
 
 
+def hparams_plugin(run: EventAccumulator) -> tuple[dict[str, object], list[str]]:
+    """The HPARAMS entries of a run as Python values, and the names of the metrics HPARAMS shows."""
+    content = run.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    values = {name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
+    return values, [info.name.tag for info in experiment.metric_infos]
+
+
 @pytest.fixture
 def classifier_run(tmp_path, fashion_root, make_trainer):
     torch.manual_seed(0)
-    recorder, curves = EpochMetrics(), LearningCurves()
+    recorder, curves = EpochMetrics(), LearningCurves(extra_hparams={"variant": "dropout_0.3", "seed": 1})
     trainer = make_trainer(max_epochs=3, logger=default_logger("clf", save_dir=str(tmp_path / "logs")),
                            callbacks=[recorder, curves])
     trainer.fit(DenseClassifier(hidden_sizes=[16], lr=0.05),
@@ -51,6 +69,67 @@ def test_tensorboard_gets_the_image_and_hparams_with_the_best_val_loss(classifie
     assert [s.value for s in hp_metric] == pytest.approx([min(h["val_loss"] for h in recorder.history)])  # no -1
     assert "_hparams_/experiment" in run.PluginTagToContent("hparams")
     assert b"hidden_sizes" in run.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+
+
+def test_hparams_list_the_datamodule_the_extras_and_the_best_of_each_validation_metric(classifier_run):
+    trainer, _, recorder = classifier_run
+    run = events(trainer)
+    hparams, metric_names = hparams_plugin(run)
+    assert (hparams["data/batch_size"], hparams["data/val_fraction"], hparams["data/augment"]) == (64, 0.1, False)
+    assert (hparams["variant"], hparams["seed"]) == ("dropout_0.3", 1)
+    assert (hparams["hidden_sizes"], hparams["lr"]) == ("[16]", 0.05)  # a list shows as its str
+    assert hparams["data/train_size"] == "None" and hparams["data/download"] == 0.0  # torch writes a bool as 0/1
+    assert set(metric_names) == {"hp_metric", "best_val_loss", "best_val_acc"}
+    best = {name: [s.value for s in run.Scalars(name)] for name in metric_names}
+    assert best["best_val_loss"] == pytest.approx([min(h["val_loss"] for h in recorder.history)])
+    assert best["best_val_acc"] == pytest.approx([max(h["val_acc"] for h in recorder.history)])
+    assert best["hp_metric"] == best["best_val_loss"]
+    saved = yaml.safe_load((Path(trainer.log_dir) / "hparams.yaml").read_text())  # Lightning's, at the start of fit
+    assert (saved["hidden_sizes"], saved["batch_size"]) == ([16], 64)
+
+
+def test_best_values_take_the_lowest_of_losses_and_errors_and_the_highest_of_the_rest():
+    curves = LearningCurves(monitor="val_acc", mode="max", metrics=["loss", "mae", "r2", "acc"])
+    curves.history = {0: {"val_loss": 0.5, "val_mae": 0.2, "val_r2": 0.7, "val_acc": 0.9, "train_loss": 0.1},
+                      1: {"val_loss": 0.4, "val_mae": 0.3, "val_r2": 0.8, "val_acc": 0.8, "train_loss": 0.05}}
+    assert curves.best_values() == {"best_val_acc": 0.9, "best_val_loss": 0.4, "best_val_mae": 0.2, "best_val_r2": 0.8}
+    curves.monitor, curves.mode = "val_r2", "min"  # the monitor follows the mode it is given
+    assert curves.best_values()["best_val_r2"] == 0.7
+
+
+@pytest.fixture
+def pair_args(request, tmp_path) -> list[str]:
+    """Command-line arguments of a tiny fit of each model/datamodule pair the configs use."""
+    root = tmp_path / "data"
+    if request.param == "fashion":
+        write_fashion_mnist(str(root), num_train=60, num_test=10)
+        return ["--model", "DenseClassifier", "--data", "FashionMNISTDataModule", "--data.data_dir", str(root),
+                "--data.download", "false"]
+    if request.param == "animal_faces":
+        write_afhq(str(root), per_class=4, val_per_class=2, image_size=8)
+        return ["--model", "DenseClassifier", "--data", "AnimalFacesDataModule", "--data.data_dir", str(root),
+                "--data.download", "false", "--data.cache_dir", "null", "--data.image_size", "8",
+                "--data.val_size", "3"]
+    if request.param == "toy_regression":
+        return ["--model", "DenseRegressor", "--data", "ToyRegressionDataModule", "--data.dataset", "linear"]
+    write_image_folder(root, {"not_tom": 4, "tom": 4}, sizes=((12, 12),))
+    return ["--model", "BitmojiClassifier", "--data", "ImageFolderDataModule", "--data.train_dir", str(root),
+            "--data.image_size", "8", "--data.cache_dir", "", "--data.val_fraction", "0.25"]
+
+
+@pytest.mark.parametrize("pair_args", ["fashion", "animal_faces", "toy_regression", "image_folder"], indirect=True)
+def test_the_cli_logs_the_datamodule_and_extra_hparams_and_checkpoints_the_datamodules_arguments(
+        pair_args, in_tmp_dir):
+    cli = build_cli(["fit", *pair_args, "--data.batch_size", "3", "--model.hidden_sizes", "[4]",
+                     "--trainer.max_epochs", "1", "--learning_curves.init_args.extra_hparams",
+                     json.dumps({"variant": "a", "seed": 1}), *QUIET])  # no clash of model and datamodule hparams
+    hparams, metric_names = hparams_plugin(events(cli.trainer))
+    assert (hparams["data/batch_size"], hparams["variant"], hparams["seed"]) == (3, "a", 1)
+    assert hparams["hidden_sizes"] == "[4]" and {"hp_metric", "best_val_loss"} <= set(metric_names)
+    assert not [name for name in hparams if name.startswith(("_", "data/_"))]  # LightningCLI's _class_path
+    checkpoint = torch.load(cli.trainer.checkpoint_callback.best_model_path, weights_only=False)
+    data_hparams = checkpoint["datamodule_hyper_parameters"]
+    assert (data_hparams["batch_size"], data_hparams["_class_path"]) == (3, f"datamodules.{pair_args[3]}")
 
 
 def test_regressor_gets_one_loss_panel_and_custom_size(tmp_path, make_trainer):
@@ -86,6 +165,10 @@ def test_state_key_is_lightnings_format_and_follows_monitor_and_mode():
         ({"mode": "lowest"}, r"`mode` must be one of \['min', 'max'\], got 'lowest'"),
         ({"metrics": []}, r"`metrics` must name at least one metric"),
         ({"filename": "curves.svg"}, r"`filename` must end in '.png', got 'curves.svg'"),
+        ({"extra_hparams": ["variant"]}, r"`extra_hparams` must be a dict of string keys .* got \['variant'\]"),
+        ({"extra_hparams": {"seeds": [0, 1]}}, r"`extra_hparams` must be .* got \{'seeds': \[0, 1\]\}"),
+        ({"extra_hparams": {"note": None}}, r"`extra_hparams` must be .* got \{'note': None\}"),
+        ({"extra_hparams": {1: "a"}}, r"`extra_hparams` must be .* got \{1: 'a'\}"),
     ],
 )
 def test_invalid_arguments_raise(kwargs, message):
