@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint mutation bench bench-bitmoji bench-fashion-mnist tensorboard clean-logs
+.PHONY: help demo study-demo test test-fast lint mutation bench bench-bitmoji bench-fashion-mnist tensorboard clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,12 +21,19 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[dev]'
 	touch $@ $(VENV)/.runtime
 
+$(VENV)/.study: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[study]'
+	touch $@ $(VENV)/.runtime
+
 $(VENV)/.bench: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[bench]'
 	touch $@ $(VENV)/.runtime
 
 demo: $(VENV)/.runtime ## train the toy-regression early-stopping demo (no download needed)
 	$(BIN)/lit-reg fit --config configs/toy_regression.yaml --trainer.enable_progress_bar false
+
+study-demo: $(VENV)/.study ## weight-decay study on the toy regression: 3 variants x 3 seeds, report (about 1 min)
+	$(BIN)/lit-reg study configs/studies/toy_weight_decay.yaml --new
 
 test: $(VENV)/.dev ## run the whole test suite, slow tests included (what CI runs)
 	$(BIN)/python -m pytest

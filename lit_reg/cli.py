@@ -323,8 +323,14 @@ def cli_main(args: list[str] | None = None) -> None:
     A bad value, a missing file or a diverging run ends with one line on stderr naming the culprit
     (exit status 1) instead of a traceback from deep inside a library.
     """
+    given = sys.argv[1:] if args is None else list(args)
     try:
-        build_cli(args)
+        if given[:1] == ["study"]:  # `lit-reg study STUDY.yaml ...`: many fits through build_cli (lit_reg.study)
+            from lit_reg.study.command import study_main
+
+            study_main(given[1:])
+        else:
+            build_cli(args)
     except USER_ERRORS as error:
         if os.environ.get("LIT_REG_TRACEBACK"):
             raise

@@ -1,0 +1,1 @@
+"""lit-reg study: compare regularizers over seeds (Optuna)."""
