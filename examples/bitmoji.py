@@ -6,7 +6,8 @@ The lecture's net (2500-256-128-64-16-1 LeakyReLU, Dropout 0.1, Adam, raw pixels
 0.63 validation accuracy; the same net with batch norm, dropout 0.3, AdamW weight decay, standardized inputs
 and flip/translation augmentation reaches 0.75 or more. Prints the table (accuracy of the restored best
 checkpoint) and writes ``bitmoji.png`` with both runs' validation accuracy per epoch.
-(``configs/bitmoji_seed.yaml`` and ``configs/bitmoji.yaml`` hold the same two setups for ``lit-reg``.)
+(``configs/bitmoji_seed.yaml`` holds the lecture's setup for ``lit-reg``; ``configs/bitmoji.yaml``, our default,
+trains the regularized net longer, with ±5 px shifts and early stopping on validation accuracy: 0.81.)
 """
 
 from __future__ import annotations

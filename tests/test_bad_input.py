@@ -63,6 +63,9 @@ def workspace_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         Path("images/corrupt/tom/1.png").write_bytes(b"not a png at all")
         Path("unknown_key.yaml").write_text(yaml.safe_dump({"model": {"class_path": "DenseClassifier",
                                                                       "init_args": {"dropoutt": 0.3}}}))
+        Path("misspelled_study.yaml").write_text(yaml.safe_dump({
+            "base": {"model": "DenseRegressor", "data": "ToyRegressionDataModule", "trainer": {"max_epochs": 1}},
+            "variants": {"plain": {}, "typo": {"model.dropoutt": 0.3}}}))
     yield root
 
 
@@ -156,6 +159,9 @@ CASES = [
      r"--model DenseClassifier"),
     ("unknown key in a config file", ["fit", "--config", "unknown_key.yaml", *FASHION[2:]], 2, r"dropoutt"),
     ("unknown option on the command line", ["fit", *FASHION, "--model.dropoutt", "0.3"], 2, r"dropoutt"),
+    ("study file missing", ["study", "nowhere.yaml", "--workers", "1"], 1, r"^study file nowhere\.yaml not found$"),
+    ("misspelled dotted key in a study variant", ["study", "misspelled_study.yaml", "--workers", "1"], 1,
+     r"^study file misspelled_study\.yaml: variant 'typo' \(overrides \{.*'model\.dropoutt': 0\.3\}\): .*dropoutt"),
     ("training loss becomes NaN/inf", ["fit", *TOY, "--model.lr", "1e6"], 1,
      r"Training diverged: the training loss became (nan|inf) at epoch 0, step \d+ \(learning rate 1000000\.0\)\. "
      r"(The checkpoints written so far are finite and kept .*)?Lower the learning rate"),
@@ -226,6 +232,9 @@ TABLE_ROWS = {
     "unknown key in a config file or on the command line": ["unknown key in a config file",
                                                             "unknown option on the command line"],
     "training loss becomes NaN/inf (`--model.lr 1e6`)": ["training loss becomes NaN/inf"],
+    "`lit-reg study` with a study file that does not exist": ["study file missing"],
+    "a misspelled dotted key in a study's variant (`model.dropoutt: 0.3`)": [
+        "misspelled dotted key in a study variant"],
 }
 
 

@@ -102,12 +102,27 @@ def open_storage(url: str | None, folder: Path) -> optuna.storages.BaseStorage:
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("postgresql") or url.startswith("mysql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
-    except Exception as err:  # sqlalchemy and the drivers raise many types
-        detail = _scrub(" ".join(str(err).split()), url)[:300]
-        raise RuntimeError(f"--storage {mask_url(url)}: cannot open the database ({type(err).__name__}: {detail}); "
-                           "check the URL, the server and the credentials") from None
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
+        except Exception as err:  # sqlalchemy and the drivers raise many types
+            if attempt < 4 and _schema_race(err):  # another worker is creating Optuna's tables right now
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            error = err
+            break
+    detail = _scrub(" ".join(str(error).split()), url)[:300]
+    raise RuntimeError(f"--storage {mask_url(url)}: cannot open the database ({type(error).__name__}: {detail}); "
+                       "check the URL, the server and the credentials") from None
+
+
+def _schema_race(error: Exception) -> bool:
+    """Whether ``error`` comes from two processes creating Optuna's tables in an empty database at once (the
+    loser's ``CREATE TABLE`` or first ``INSERT`` collides with the winner's): opening again then succeeds."""
+    from sqlalchemy import exc
+
+    return isinstance(error, exc.IntegrityError) or (isinstance(error, exc.ProgrammingError)
+                                                     and "already exists" in str(error))
 
 
 # ---------------------------------------------------------------------------------------------------- study setup
