@@ -66,6 +66,9 @@ def workspace_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         Path("misspelled_study.yaml").write_text(yaml.safe_dump({
             "base": {"model": "DenseRegressor", "data": "ToyRegressionDataModule", "trainer": {"max_epochs": 1}},
             "variants": {"plain": {}, "typo": {"model.dropoutt": 0.3}}}))
+        Path("unlogged_metric_study.yaml").write_text(yaml.safe_dump({
+            "base": {"model": "DenseRegressor", "data": "ToyRegressionDataModule", "trainer": {"max_epochs": 1}},
+            "variants": {"plain": {}}, "metric": "val_acc"}))
     yield root
 
 
@@ -160,6 +163,8 @@ CASES = [
     ("unknown key in a config file", ["fit", "--config", "unknown_key.yaml", *FASHION[2:]], 2, r"dropoutt"),
     ("unknown option on the command line", ["fit", *FASHION, "--model.dropoutt", "0.3"], 2, r"dropoutt"),
     ("study file missing", ["study", "nowhere.yaml", "--workers", "1"], 1, r"^study file nowhere\.yaml not found$"),
+    ("study metric the model does not log", ["study", "unlogged_metric_study.yaml", "--workers", "1"], 1,
+     r"^study file unlogged_metric_study\.yaml: metric 'val_acc' is not logged by DenseRegressor \(variant 'plain'\)"),
     ("misspelled dotted key in a study variant", ["study", "misspelled_study.yaml", "--workers", "1"], 1,
      r"^study file misspelled_study\.yaml: variant 'typo' \(overrides \{.*'model\.dropoutt': 0\.3\}\): .*dropoutt"),
     ("training loss becomes NaN/inf", ["fit", *TOY, "--model.lr", "1e6"], 1,
@@ -233,6 +238,7 @@ TABLE_ROWS = {
                                                             "unknown option on the command line"],
     "training loss becomes NaN/inf (`--model.lr 1e6`)": ["training loss becomes NaN/inf"],
     "`lit-reg study` with a study file that does not exist": ["study file missing"],
+    "a study's `metric` that its model does not log": ["study metric the model does not log"],
     "a misspelled dotted key in a study's variant (`model.dropoutt: 0.3`)": [
         "misspelled dotted key in a study variant"],
 }

@@ -304,6 +304,19 @@ class RegularizedModule(pl.LightningModule):
     def compute_loss(self, outputs: Tensor, target: Tensor) -> Tensor:
         """The training objective for a batch."""
 
+    def logged_metric_names(self, stage: str) -> list[str]:
+        """The metrics logged once per epoch for ``stage`` (``train``, ``val``, ``test``).
+
+        Example:
+            >>> from lit_reg.models import BitmojiClassifier
+            >>> BitmojiClassifier(input_size=4, hidden_sizes=[2]).logged_metric_names("val")
+            ['val_loss', 'val_acc', 'val_f1', 'val_auroc']
+        """
+        names = [f"{stage}_loss", *(f"{stage}_{key}" for key in self.configure_metrics())]
+        if stage == "train":
+            return [*names, "train_data_loss"]
+        return [*names, *(f"{stage}_{key}" for key in self.configure_eval_metrics())]
+
     def metric_inputs(self, outputs: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         """``(preds, target)`` as the metrics expect them."""
         return outputs, target

@@ -14,6 +14,7 @@ import hashlib
 import io
 import itertools
 import json
+import pydoc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,16 +190,28 @@ class StudySpec:
         where = f"study file {self.path}" if self.path else "study"
         for variant in self.variants:
             args = ["fit", *self.base_args(), *override_args(self.trial_overrides(variant, extra)), "--print_config"]
-            stderr = io.StringIO()
+            stdout, stderr = io.StringIO(), io.StringIO()
             try:
-                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
+                with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
                     build_cli(args)  # --print_config: parses, prints, exits; nothing is built
             except SystemExit as exit_:
                 if exit_.code in (0, None):
+                    self._check_metric(stdout.getvalue(), where, variant)
                     continue
                 message = stderr.getvalue().split("error:", 1)[-1]
                 raise ValueError(f"{where}: variant {variant!r} (overrides {self.trial_overrides(variant, extra)}): "
                                  f"{' '.join(message.split())[:600]}") from None
+
+    def _check_metric(self, printed_config: str, where: str, variant: str) -> None:
+        """Raise ``ValueError`` when the variant's model does not log the study's ``metric`` on validation."""
+        model = (yaml.safe_load(printed_config) or {}).get("model") or {}
+        model_class = pydoc.locate(str(model.get("class_path", "")))
+        if not isinstance(model_class, type) or not hasattr(model_class, "logged_metric_names"):
+            return
+        logged = model_class().logged_metric_names("val")  # the names depend on the class, not its sizes
+        if self.metric not in logged:
+            raise ValueError(f"{where}: metric {self.metric!r} is not logged by {model_class.__name__} (variant "
+                             f"{variant!r}); it logs {logged} on validation")
 
 
 def parse_cli_overrides(args: list[str]) -> dict[str, Any]:

@@ -92,6 +92,15 @@ def test_misspelled_override_fails_before_training(tmp_path: Path) -> None:
     assert not (tmp_path / "logs").exists()
 
 
+def test_a_metric_the_model_does_not_log_fails_before_training(tmp_path: Path) -> None:
+    spec = StudySpec.from_file(write(tmp_path, f"base: {TOY}\nvariants: {{plain: {{}}}}\nmetric: val_acc\n"))
+    with pytest.raises(ValueError, match=r"metric 'val_acc' is not logged by DenseRegressor \(variant 'plain'\); it "
+                                         r"logs \['val_loss', 'val_mae', 'val_r2'\] on validation"):
+        spec.check_overrides()
+    assert not (tmp_path / "logs").exists()
+    StudySpec.from_file(write(tmp_path, f"base: {TOY}\nvariants: {{plain: {{}}}}\nmetric: val_r2\n")).check_overrides()
+
+
 def test_cli_overrides_split_and_parsed() -> None:
     own, dotted = split_args(["s.yaml", "--trainer.max_epochs", "5", "--new", "--model.hidden_sizes=[4]"])
     assert own == ["s.yaml", "--new"]
