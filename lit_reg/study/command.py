@@ -1,4 +1,5 @@
-"""``lit-reg study STUDY.yaml [--workers N] [--storage URL] [--report] [--new] [--trainer.max_epochs 5 ...]``."""
+"""``lit-reg study STUDY.yaml [--workers N] [--storage URL] [--report] [--new] [--n-trials N] [--trainer.max_epochs 5
+...]``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--report", action="store_true", help="only print the report from the stored results")
     parser.add_argument("--new", action="store_true",
                         help="start the study afresh; the previous one is kept aside (renamed), never deleted")
+    parser.add_argument("--n-trials", type=int | None, default=None,
+                        help="for a study file with `search:`: the number of finished (complete or pruned) trials the "
+                             "search should have (default: the file's `n_trials`)")
     return parser
 
 
@@ -62,16 +66,25 @@ def study_main(args: list[str]) -> None:
     options = build_parser().parse_args(own)
     if options.workers is not None and options.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {options.workers}")
+    n_trials = options.n_trials
+    if n_trials is not None and n_trials < 1:
+        raise ValueError(f"--n-trials must be at least 1, got {n_trials}")
     spec = StudySpec.from_file(options.study)
+    if n_trials is not None and spec.search is None:
+        raise ValueError(f"--n-trials only goes with a study file with `search:`; {options.study} has variants or "
+                         "a grid (each runs once per seed)")
     extra = parse_cli_overrides(dotted)
 
     from lit_reg.study.engine import run_study, study_dir
 
     trials = run_study(spec, url=options.storage, workers=options.workers, extra=extra, new=options.new,
-                       report_only=options.report)
+                       report_only=options.report, n_trials=n_trials)
     folder = study_dir(spec.name)
     if not trials:
         print(f"lit-reg study {spec.name}: no finished trials yet")
+        return
+    if spec.search is not None:
+        _search_report(spec, options.storage, trials, n_trials if n_trials is not None else spec.n_trials)
         return
     pending = len(spec.pairs()) - len(trials)
     try:
@@ -89,4 +102,19 @@ def study_main(args: list[str]) -> None:
           f"TensorBoard: tensorboard --logdir {folder}")
     if pending:
         print(f"{pending} of {len(spec.pairs())} trials are not finished (running elsewhere, or failed): rerun "
+              "the same command to run them")
+
+
+def _search_report(spec: StudySpec, url: str | None, trials: list[dict], n_trials: int | None) -> None:
+    """Write and print a search's report (``search.md``, ``trials.json``)."""
+    from lit_reg.study.engine import param_importances, study_dir
+    from lit_reg.study.report import write_search_report
+
+    folder = study_dir(spec.name)
+    importances, note = param_importances(spec, url)
+    markdown = write_search_report(trials, folder, importances, note)
+    print(f"\n{markdown}")
+    print(f"Report in {Path(folder)}/ (search.md, trials.json); TensorBoard: tensorboard --logdir {folder}")
+    if n_trials is not None and len(trials) < n_trials:
+        print(f"{n_trials - len(trials)} of {n_trials} trials are not finished (running elsewhere, or failed): rerun "
               "the same command to run them")

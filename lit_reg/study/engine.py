@@ -17,6 +17,16 @@ by default, PostgreSQL across machines):
 
 Each finished trial stores its :func:`run_trial` result (the report's ``TrialResult``) in the user attribute
 ``result`` and is told the best value of the study's metric, so ``--report`` rebuilds everything from storage.
+
+A **search** (``search:`` in the study file) has no fixed trials: each worker asks Optuna's ``TPESampler`` (seeded
+from the study's first seed, the worker's index and the trials so far: parallel workers and a resumed search do not
+redraw the same points, a fresh one-worker search is reproducible) for a
+new trial with ``Study.ask`` and runs it with the study's first seed; an :class:`~lit_reg.study.pruning.OptunaPruning`
+callback reports the metric after each validation epoch to the ``MedianPruner``, stops the fit when it says so, and
+the trial is then told PRUNED. ``n_trials`` is the number of finished (COMPLETE or PRUNED) trials the study should
+have: a worker stops asking when finished and running trials reach it; a trial asked beyond it (two workers asked at
+once) is told FAIL with the user attribute ``surplus`` before it samples anything. Dead workers' trials are failed as
+above (:func:`recover`), so a rerun asks for new trials until ``n_trials`` are finished.
 """
 
 from __future__ import annotations
@@ -50,6 +60,10 @@ HEARTBEAT_S = 20
 GRACE_S = 120
 JOURNAL = "optuna.journal"
 LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
+#: the trials a search counts as finished
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+#: Optuna's MedianPruner settings for a search: prune from the first epoch once 5 trials have finished
+PRUNER_KWARGS: dict[str, int] = {"n_startup_trials": 5, "n_warmup_steps": 0}
 
 
 def study_dir(name: str, root: str | Path = LOG_DIR) -> Path:
@@ -321,16 +335,20 @@ def _accepts_extra_hparams() -> bool:
     return "extra_hparams" in inspect.signature(LearningCurves.__init__).parameters
 
 
-def trial_args(spec: StudySpec, variant: str, seed: int, folder: Path, extra: dict[str, Any] | None = None
-               ) -> list[str]:
-    """The ``lit-reg fit`` arguments of one trial."""
-    args = ["fit", *spec.base_args(), *override_args(spec.trial_overrides(variant, extra)),
+def trial_args(spec: StudySpec, variant: str, seed: int, folder: Path, extra: dict[str, Any] | None = None,
+               params: dict[str, Any] | None = None, pruning: bool = False) -> list[str]:
+    """The ``lit-reg fit`` arguments of one trial (a search trial's: its ``params``, and with ``pruning`` the
+    :class:`~lit_reg.study.pruning.OptunaPruning` callback)."""
+    args = ["fit", *spec.base_args(), *override_args(spec.trial_overrides(variant, extra, params)),
             "--seed_everything", str(seed),
             "--trainer.logger.init_args.save_dir", str(folder / variant),
             "--trainer.logger.init_args.name", f"seed_{seed}",
             "--learning_curves.init_args.monitor", spec.metric, "--learning_curves.init_args.mode", spec.mode]
     if _accepts_extra_hparams():
         args += ["--learning_curves.init_args.extra_hparams", json.dumps({"variant": variant, "seed": seed})]
+    if pruning:
+        args += ["--trainer.callbacks+=lit_reg.study.pruning.OptunaPruning",
+                 "--trainer.callbacks.init_args.monitor", spec.metric]
     return args
 
 
@@ -355,18 +373,24 @@ def output_to(path: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
-def run_trial(spec: StudySpec, variant: str, seed: int, folder: Path, extra: dict[str, Any] | None = None
-              ) -> dict[str, Any]:
+def run_trial(spec: StudySpec, variant: str, seed: int, folder: Path, extra: dict[str, Any] | None = None,
+              params: dict[str, Any] | None = None, trial: optuna.Trial | None = None) -> dict[str, Any]:
     """Fit one (variant, seed) through :func:`lit_reg.cli.build_cli` and return its ``TrialResult`` dict.
+
+    A search trial gives its sampled ``params`` (the overrides instead of a variant's) and its Optuna ``trial``: the
+    fit then reports to it after each validation epoch (:class:`~lit_reg.study.pruning.OptunaPruning`) and the result
+    gains ``number``, ``params``, ``pruned`` and ``pruned_epoch``.
 
     Raises:
         ValueError: the model never logged the study's metric.
     """
     from lit_reg.callbacks import LearningCurves, WeightNormMonitor
     from lit_reg.cli import build_cli
+    from lit_reg.study.pruning import OptunaPruning, active_trial
 
     start = time.perf_counter()
-    cli = build_cli(trial_args(spec, variant, seed, folder, extra))
+    with active_trial(trial) if trial is not None else contextlib.nullcontext():
+        cli = build_cli(trial_args(spec, variant, seed, folder, extra, params, pruning=trial is not None))
     trainer = cli.trainer
     curves = next((c for c in trainer.callbacks if isinstance(c, LearningCurves)), None)
     if curves is None:
@@ -385,13 +409,19 @@ def run_trial(spec: StudySpec, variant: str, seed: int, folder: Path, extra: dic
     run_dir = Path(trainer.log_dir) if trainer.log_dir else folder / variant / f"seed_{seed}"
     with contextlib.suppress(ValueError):
         run_dir = run_dir.resolve().relative_to(Path.cwd())
-    return {"variant": variant, "seed": seed, "overrides": spec.variants[variant],
-            "metric": spec.metric, "mode": spec.mode,
+    result = {"variant": variant, "seed": seed, "overrides": params if params is not None else spec.variants[variant],
+              "metric": spec.metric, "mode": spec.mode,
             "best_value": float(curves.best_score), "best_epoch": int(curves.best_epoch),
-            "epochs": int(trainer.current_epoch), "test": test,
-            "wall_s": round(time.perf_counter() - start, 3), "run_dir": str(run_dir),
-            "curve": [curves.history[e][spec.metric] for e in epochs],
-            "weight_norms": [value for _, value in norms.history] if norms is not None else []}
+              "epochs": int(trainer.current_epoch), "test": test,
+              "wall_s": round(time.perf_counter() - start, 3), "run_dir": str(run_dir),
+              "curve": [curves.history[e][spec.metric] for e in epochs],
+              "weight_norms": [value for _, value in norms.history] if norms is not None else []}
+    if trial is not None:
+        pruning = next((c for c in trainer.callbacks if isinstance(c, OptunaPruning)), None)
+        pruned_epoch = pruning.pruned_epoch if pruning is not None else None
+        result.update(number=trial.number, params=dict(params or {}), pruned=pruned_epoch is not None,
+                      pruned_epoch=pruned_epoch)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------- workers
@@ -480,6 +510,153 @@ def work(spec: StudySpec, url: str | None, folder: Path, extra: dict[str, Any], 
         print(progress_line(result, len(done), total, workers, [r["wall_s"] for r in done]), flush=True)
 
 
+# ---------------------------------------------------------------------------------------------------- search
+
+
+def suggest(trial: optuna.Trial, search: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Ask ``trial`` for a value of every key of ``search`` (the ranges of :func:`lit_reg.study.spec.parse_range`)."""
+    params: dict[str, Any] = {}
+    for key, space in search.items():
+        if space["kind"] == "choice":
+            params[key] = trial.suggest_categorical(key, space["choices"])
+        elif space["kind"] == "int":
+            params[key] = trial.suggest_int(key, space["low"], space["high"], log=space["log"])
+        else:
+            params[key] = trial.suggest_float(key, space["low"], space["high"], log=space["log"])
+    return params
+
+
+def sampler_seed(seed: int, index: int, trials: int) -> int:
+    """The ``TPESampler`` seed of worker ``index`` joining a search with ``trials`` trials: a fresh search with one
+    worker is reproducible, while parallel workers and a resumed search do not redraw the points already drawn.
+
+    Example:
+        >>> sampler_seed(0, 0, 0) == sampler_seed(0, 0, 0) != sampler_seed(0, 1, 0) != sampler_seed(0, 0, 4)
+        True
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, index, trials]).generate_state(1)[0])
+
+
+def load_search(spec: StudySpec, storage: optuna.storages.BaseStorage, index: int = 0) -> optuna.Study:
+    """The stored search study with a ``MedianPruner`` and a ``TPESampler`` seeded by :func:`sampler_seed` from the
+    study's first seed, the worker's ``index`` and the number of trials so far."""
+    trials = len(optuna.load_study(study_name=spec.name, storage=storage).get_trials(deepcopy=False))
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed(spec.seeds[0], index, trials))
+    return optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler,
+                             pruner=optuna.pruners.MedianPruner(**PRUNER_KWARGS))
+
+
+def search_results(study: optuna.Study) -> list[dict[str, Any]]:
+    """The ``TrialResult`` of every finished (COMPLETE or PRUNED) search trial, in trial order."""
+    return [t.user_attrs["result"] for t in study.get_trials(deepcopy=False, states=FINISHED)
+            if "result" in t.user_attrs]
+
+
+def search_progress_line(result: dict[str, Any], done: int, total: int, workers: int, walls: list[float]) -> str:
+    """:func:`progress_line` of a search trial: its number, parameters and whether it was pruned.
+
+    Example:
+        >>> r = {"number": 2, "params": {"model.lr": 0.0123456}, "pruned": True, "seed": 0, "metric": "val_loss",
+        ...      "best_value": 0.5, "best_epoch": 0, "epochs": 2, "wall_s": 3.0}
+        >>> search_progress_line(r, 3, 4, 1, [3.0])
+        '[3/4] trial 2 (model.lr=0.01235) pruned seed 0: val_loss=0.5000 (best epoch 1/2), 3 s; 1 left, ETA 3 s'
+    """
+    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result["params"].items())
+    label = f"trial {result['number']} ({params})" + (" pruned" if result["pruned"] else "")
+    return progress_line({**result, "variant": label}, done, total, workers, walls)
+
+
+def work_search(spec: StudySpec, url: str | None, folder: Path, extra: dict[str, Any], n_trials: int,
+                workers: int = 1, threads: int | None = None, index: int = 0) -> int:
+    """Ask and run search trials until the study has ``n_trials`` finished or running ones; return how many this
+    process ran.
+
+    Raises:
+        RuntimeError: a trial failed (it is marked FAIL; a rerun asks for a new one in its place).
+    """
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    study = load_search(spec, open_storage(url, folder), index)
+    storage = study._storage
+    ran = 0
+    taken_states = (*FINISHED, TrialState.RUNNING)
+    while True:
+        if len(study.get_trials(deepcopy=False, states=taken_states)) >= n_trials:
+            if recover(study, spec)[0]:  # a dead worker's trial no longer counts: ask for another
+                continue
+            return ran
+        trial = study.ask()
+        storage.set_trial_user_attr(trial._trial_id, "worker", {"host": _host(), "pid": os.getpid()})
+        storage.set_trial_user_attr(trial._trial_id, "heartbeat", time.time())
+        before = [t for t in study.get_trials(deepcopy=False, states=taken_states) if t.number < trial.number]
+        if len(before) >= n_trials:  # another worker asked for the last one at the same time
+            storage.set_trial_user_attr(trial._trial_id, "surplus", True)
+            study.tell(trial, state=TrialState.FAIL)
+            return ran
+        params = suggest(trial, spec.search or {})
+        variant = f"trial_{trial.number}"
+        log_file = folder / variant / f"seed_{spec.seeds[0]}" / "fit.log"
+        try:
+            with heartbeat(storage, trial._trial_id), output_to(log_file):
+                result = run_trial(spec, variant, spec.seeds[0], folder, extra, params=params, trial=trial)
+        except BaseException as err:
+            message = " ".join(str(err).split())[:500] or type(err).__name__
+            with contextlib.suppress(Exception):
+                storage.set_trial_user_attr(trial._trial_id, "error", message)
+                study.tell(trial, state=TrialState.FAIL)
+            if isinstance(err, Exception):
+                raise RuntimeError(f"search trial {trial.number} ({params}) failed: {message} (its output: "
+                                   f"{log_file})") from err
+            raise
+        storage.set_trial_user_attr(trial._trial_id, "result", result)
+        if result["pruned"]:
+            study.tell(trial, state=TrialState.PRUNED)  # its value: the last reported one
+        else:
+            study.tell(trial, result["best_value"])
+        ran += 1
+        done = search_results(study)
+        print(search_progress_line(result, len(done), n_trials, workers, [r["wall_s"] for r in done]), flush=True)
+
+
+def param_importances(spec: StudySpec, url: str | None = None, root: str | Path = LOG_DIR
+                      ) -> tuple[dict[str, float], str]:
+    """Each searched parameter's importance for the study's metric over the COMPLETE trials, by Optuna's
+    ``PedAnovaImportanceEvaluator`` (Optuna 5's default; fANOVA would need scikit-learn), and a line saying how they
+    were computed, or why there are none.
+    """
+    study = open_study(spec, open_storage(url, study_dir(spec.name, root)), create=False)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return {}, f"Parameter importances need at least 2 complete (not pruned) trials; the study has {len(complete)}."
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PED-ANOVA warns on few trials; the line below says what it used
+            importances = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    except Exception as err:  # an evaluator that cannot work with these trials
+        return {}, f"Parameter importances unavailable: {type(err).__name__}: {' '.join(str(err).split())[:200]}"
+    return ({k: float(v) for k, v in importances.items()},
+            f"Parameter importance: `optuna.importance.get_param_importances` with `PedAnovaImportanceEvaluator` "
+            f"(Optuna {optuna.__version__}; no scikit-learn needed) over the {len(complete)} complete trials (pruned "
+            "ones left out); normalized to sum to 1.")
+
+
+def _search_worker_main(spec: StudySpec, url: str | None, folder: Path, extra: dict[str, Any], n_trials: int,
+                        workers: int, threads: int, index: int) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        work_search(spec, url, folder, extra, n_trials, workers, threads, index)
+    except RuntimeError as err:
+        print(f"lit-reg study: worker {os.getpid()}: {_scrub(str(err), url)}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
 def _worker_main(spec: StudySpec, url: str | None, folder: Path, extra: dict[str, Any], workers: int,
                  threads: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -497,11 +674,13 @@ def default_workers() -> int:
 
 def run_study(spec: StudySpec, url: str | None = None, workers: int | None = None,
               extra: dict[str, Any] | None = None, new: bool = False, report_only: bool = False,
-              root: str | Path = LOG_DIR) -> list[dict[str, Any]]:
-    """Run (or resume) the study and return the finished trials' results; ``report_only`` runs nothing.
+              root: str | Path = LOG_DIR, n_trials: int | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) the study and return the finished trials' results; ``report_only`` runs nothing. A search
+    runs until ``n_trials`` (default: the study file's ``n_trials``) trials are finished.
 
     Raises:
-        ValueError: a bad study file or override, a changed study without ``new``, ``--report`` without a study.
+        ValueError: a bad study file or override, a changed study without ``new``, ``--report`` without a study, a
+            search without ``n_trials``.
         RuntimeError: the storage cannot be opened, or a trial failed.
     """
     extra = dict(extra or {})
@@ -509,7 +688,12 @@ def run_study(spec: StudySpec, url: str | None = None, workers: int | None = Non
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if report_only:
         study = open_study(spec, open_storage(url, folder), create=False)
-        return results(study)
+        return search_results(study) if spec.search is not None else results(study)
+    n_trials = n_trials if n_trials is not None else spec.n_trials
+    if spec.search is not None and (n_trials is None or n_trials < 1):
+        where = f"study file {spec.path}" if spec.path else "the study"
+        raise ValueError(f"{where} is a search: give the number of trials with --n-trials N (or `n_trials:` in the "
+                         f"file), a positive integer; got {n_trials!r}")
     spec.check_overrides(extra)
     storage = open_storage(url, folder)
     if new:
@@ -521,6 +705,8 @@ def run_study(spec: StudySpec, url: str | None = None, workers: int | None = Non
     failed, _ = recover(study, spec)
     if failed:
         print(f"lit-reg study: {failed} trial(s) left running by a dead worker will run again", flush=True)
+    if spec.search is not None:
+        return _run_search(spec, study, url, folder, extra, n_trials, workers)
     total = len(spec.pairs())
     left = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     print(f"lit-reg study {spec.name}: {total} trials ({len(spec.variants)} variants x {len(spec.seeds)} seeds), "
@@ -546,3 +732,34 @@ def run_study(spec: StudySpec, url: str | None = None, workers: int | None = Non
             raise RuntimeError(f"{len(failed_workers)} of {workers} workers failed (see their messages above); "
                                "rerun the same command to run the failed trials again")
     return results(study)
+
+
+def _run_search(spec: StudySpec, study: optuna.Study, url: str | None, folder: Path, extra: dict[str, Any],
+                n_trials: int, workers: int | None) -> list[dict[str, Any]]:
+    """Run the search's workers until ``n_trials`` trials are finished; return the finished trials' results."""
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    left = max(0, n_trials - finished - running)
+    print(f"lit-reg study {spec.name}: search of {len(spec.search or {})} parameters, {n_trials} trials (TPE sampler, "
+          f"median pruner, seed {spec.seeds[0]}), {finished} done, {left} to run; storage "
+          f"{mask_url(url) if url else folder / JOURNAL}", flush=True)
+    workers = max(1, min(workers or default_workers(), left or 1))
+    if workers == 1:
+        work_search(spec, url, folder, extra, n_trials)
+    elif left:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        threads = max(1, default_workers() // workers)
+        processes = [context.Process(target=_search_worker_main,
+                                     args=(spec, url, folder, extra, n_trials, workers, threads, index))
+                     for index in range(workers)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+        failed_workers = [p.exitcode for p in processes if p.exitcode]
+        if failed_workers:
+            raise RuntimeError(f"{len(failed_workers)} of {workers} workers failed (see their messages above); "
+                               "rerun the same command to run the failed trials again")
+    return search_results(study)

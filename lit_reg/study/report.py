@@ -259,3 +259,72 @@ def _plot(series: dict[str, list[list[tuple[int, float]]]], ylabel: str, title: 
     axes.set_title(title)
     figure.tight_layout()
     figure.savefig(path, dpi=DPI)
+
+
+#: the files :func:`write_search_report` writes into its ``out_dir``
+SEARCH_FILES = ("search.md", "trials.json")
+
+
+def format_search(trials: Sequence[dict[str, Any]], importances: dict[str, float], note: str, top: int = 5) -> str:
+    """A search's report as markdown: its ``top`` best trials (ranked by ``best_value`` according to the mode, pruned
+    ones included and marked) with their parameters, then each parameter's importance (``note`` says how they were
+    computed, or why there are none).
+
+    Example:
+        >>> trials = [{"number": n, "variant": f"trial_{n}", "seed": 0, "metric": "val_loss", "mode": "min",
+        ...            "best_value": x, "best_epoch": 1, "epochs": 3, "pruned": p, "params": {"model.lr": lr}}
+        ...           for n, x, p, lr in [(0, 0.5, False, 0.01), (1, 0.2, False, 0.05), (2, 0.9, True, 0.09)]]
+        >>> print(format_search(trials, {"model.lr": 1.0}, "By hand.").splitlines()[4])
+        | 1 | 1 | 0.2 | 2 | 3 | no | 0.05 |
+
+    Raises:
+        ValueError: as :func:`summarize` for the trials (no trials, missing keys, mixed metrics or modes).
+    """
+    if not trials:
+        raise ValueError("`trials` is empty: run the search first (no finished trial to report on)")
+    metric, mode = _check([{**t, "variant": f"trial_{t.get('number', t.get('variant'))}"} for t in trials])
+    ranked = sorted(trials, key=lambda t: float(t["best_value"]), reverse=MODES[mode])
+    names = list(dict.fromkeys(key for t in trials for key in t.get("params") or {}))
+    pruned = sum(1 for t in trials if t.get("pruned"))
+    better = "lower" if mode == "min" else "higher"
+    lines = [f"Search: {len(trials)} finished trials ({pruned} pruned by the median pruner). Metric: best `{metric}` "
+             f"per trial, mode `{mode}` ({better} is better); the best {min(top, len(trials))}, ranked (a pruned "
+             "trial's best is over the epochs it ran). Best epoch is 1-based.", ""]
+    header = ["rank", "trial", metric, "best epoch", "epochs", "pruned", *(f"`{n}`" for n in names)]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for rank, trial in enumerate(ranked[:top], start=1):
+        params = trial.get("params") or {}
+        cells = [str(rank), str(trial.get("number", trial["variant"])), f"{float(trial['best_value']):.4g}",
+                 "–" if trial.get("best_epoch") is None else str(trial["best_epoch"] + 1),
+                 "–" if trial.get("epochs") is None else str(trial["epochs"]), "yes" if trial.get("pruned") else "no",
+                 *(_param(params[n]) if n in params else "–" for n in names)]
+        lines.append("| " + " | ".join(cells) + " |")
+    best = ranked[0]
+    lines += ["", f"Best: trial {best.get('number', best['variant'])}, `{metric}` = {float(best['best_value']):.4g} "
+                  f"with " + ", ".join(f"`{k}` = {_param(v)}" for k, v in (best.get("params") or {}).items()), ""]
+    lines.append(note)
+    if importances:
+        lines += ["", "| parameter | importance |", "|---|---|"]
+        lines += [f"| `{name}` | {value:.3f} |" for name, value in
+                  sorted(importances.items(), key=lambda item: item[1], reverse=True)]
+    return "\n".join(lines) + "\n"
+
+
+def write_search_report(trials: Sequence[dict[str, Any]], out_dir: Path | str, importances: dict[str, float],
+                        note: str, top: int = 5) -> str:
+    """Write ``search.md`` (:func:`format_search`, returned) and ``trials.json`` (the trials as given) into
+    ``out_dir`` (created).
+
+    Raises:
+        ValueError: as :func:`format_search`.
+    """
+    markdown = format_search(trials, importances, note, top)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search.md").write_text(markdown, encoding="utf-8")
+    (out / "trials.json").write_text(json.dumps(list(trials), indent=2) + "\n", encoding="utf-8")
+    return markdown
+
+
+def _param(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
