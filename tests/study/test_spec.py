@@ -107,3 +107,14 @@ def test_cli_overrides_split_and_parsed() -> None:
     assert parse_cli_overrides(dotted) == {"trainer.max_epochs": 5, "model.hidden_sizes": [4]}
     with pytest.raises(ValueError, match="override --model.lr has no value"):
         parse_cli_overrides(["--model.lr"])
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[2] / "configs" / "studies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("study_file", SHIPPED, ids=lambda p: p.stem)
+def test_every_shipped_study_parses_and_its_variants_are_accepted(study_file: Path, monkeypatch) -> None:
+    monkeypatch.chdir(study_file.parents[2])  # the shipped studies' data paths are relative to the repository root
+    spec = StudySpec.from_file(study_file)
+    assert len(spec.pairs()) == len(spec.variants) * len(spec.seeds) >= 6
+    spec.check_overrides()
