@@ -717,21 +717,26 @@ def run_study(spec: StudySpec, url: str | None = None, workers: int | None = Non
     if workers == 1:
         work(spec, url, folder, extra, 1, threads=None)
     elif left:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
         threads = max(1, cores // workers)
-        processes = [context.Process(target=_worker_main, args=(spec, url, folder, extra, workers, threads))
-                     for _ in range(workers)]
-        for process in processes:
-            process.start()
-        for process in processes:
-            process.join()
-        failed_workers = [p.exitcode for p in processes if p.exitcode]
-        if failed_workers:
-            raise RuntimeError(f"{len(failed_workers)} of {workers} workers failed (see their messages above); "
-                               "rerun the same command to run the failed trials again")
+        run_processes(_worker_main, [(spec, url, folder, extra, workers, threads) for _ in range(workers)])
     return results(study)
+
+
+def run_processes(target: Any, arguments: list[tuple[Any, ...]]) -> None:
+    """Run ``target(*args)`` for each ``args`` in its own spawned process, wait for all, and raise
+    ``RuntimeError`` when any of them failed."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=target, args=args) for args in arguments]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    failed_workers = [p.exitcode for p in processes if p.exitcode]
+    if failed_workers:
+        raise RuntimeError(f"{len(failed_workers)} of {len(processes)} workers failed (see their messages above); "
+                           "rerun the same command to run the failed trials again")
 
 
 def _run_search(spec: StudySpec, study: optuna.Study, url: str | None, folder: Path, extra: dict[str, Any],
@@ -747,19 +752,7 @@ def _run_search(spec: StudySpec, study: optuna.Study, url: str | None, folder: P
     if workers == 1:
         work_search(spec, url, folder, extra, n_trials)
     elif left:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")
         threads = max(1, default_workers() // workers)
-        processes = [context.Process(target=_search_worker_main,
-                                     args=(spec, url, folder, extra, n_trials, workers, threads, index))
-                     for index in range(workers)]
-        for process in processes:
-            process.start()
-        for process in processes:
-            process.join()
-        failed_workers = [p.exitcode for p in processes if p.exitcode]
-        if failed_workers:
-            raise RuntimeError(f"{len(failed_workers)} of {workers} workers failed (see their messages above); "
-                               "rerun the same command to run the failed trials again")
+        run_processes(_search_worker_main,
+                      [(spec, url, folder, extra, n_trials, workers, threads, index) for index in range(workers)])
     return search_results(study)
