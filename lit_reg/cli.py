@@ -238,8 +238,11 @@ def classes_from_checkpoint(args: list[str]) -> list[str]:
         ['fit', '--model', 'DenseClassifier']
     """
     ckpt_path = _option(args, "--ckpt_path")
-    if not args or args[0] != "predict" or ckpt_path is None or not Path(ckpt_path).is_file():
+    if not args or args[0] != "predict" or ckpt_path is None or ckpt_path in ("best", "last"):
         return args
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"checkpoint {ckpt_path} does not exist; pass the best checkpoint or last.ckpt of a "
+                                "run (logs/<model>/version_N/checkpoints/)")
     if any(a == "--config" or a.startswith("--config=") for a in args):
         return args
     checkpoint = check_checkpoint_file(ckpt_path)

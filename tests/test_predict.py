@@ -87,3 +87,13 @@ def test_given_classes_must_match_the_training_folders(tmp_path):
         ImageFolderDataModule(str(root), classes=["dog", "cat"])
     with pytest.raises(ValueError, match="`classes` must be a list of distinct class names"):
         ImageFolderDataModule(str(root), classes=["cat", "cat"])
+
+
+def test_a_missing_checkpoint_is_one_clear_error(in_tmp_dir, capsys):
+    from lit_reg.cli import cli_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["predict", "--ckpt_path", "runs/none.ckpt", "--data.predict_dir", "."])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "lit-reg: error: checkpoint runs/none.ckpt does not exist; pass the best checkpoint" in err
