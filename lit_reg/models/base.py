@@ -14,7 +14,9 @@ from torchmetrics import MeanMetric, Metric, MetricCollection
 
 from lit_reg.models.deferred_updates import DeferredUpdates
 from lit_reg.models.dense import build_dense_stack
+from lit_reg.models.regularizers import activity_penalty, apply_max_norm, mixup, orthogonality_penalty, weight_penalty
 from lit_reg.registry import (
+    ACTIVATIONS,
     LR_SCHEDULERS,
     MOMENTUM_OPTIMIZERS,
     OPTIMIZERS,
@@ -119,6 +121,24 @@ class RegularizedModule(pl.LightningModule):
             for the others and without a scheduler (constant ``lr`` after the warm-up). The default ``T_max``
             (``cosine``) and ``total_steps`` (``onecycle``) leave the warm-up out. Not with ``plateau``.
         init: initialization of the ``Linear`` weights (see :func:`~lit_reg.models.dense.build_dense_stack`).
+        dropout_mode: how ``dropout`` acts: ``bernoulli`` (``nn.Dropout``), ``gaussian`` (multiplicative N(1, p/(1-p))
+            noise), ``alpha`` (``nn.AlphaDropout``) or ``dropconnect`` (the next ``Linear``'s weights are dropped; see
+            :func:`~lit_reg.models.dense.build_dense_stack`).
+        input_noise: std >= 0 of Gaussian noise added to the (standardized) inputs in training only.
+        max_norm: c > 0: after every optimizer step each hidden unit's incoming weight vector (a row of a hidden
+            ``Linear``'s weight) longer than c is rescaled to norm c (Srivastava et al., 2014); None: no constraint.
+        activity_l1: λ >= 0 of the training-loss term ``λ·mean|h|`` over the hidden activations h (after each
+            activation function, every entry of every hidden layer pooled): sparse representations.
+        activity_l2: λ >= 0 of the training-loss term ``λ·mean h²`` over the same activations.
+        orthogonal_penalty: λ >= 0 of the training-loss term ``λ·Σ‖W Wᵀ − I‖²_F`` over the ``Linear`` weight matrices
+            (Keras' ``OrthogonalRegularizer`` in spirit: rows pushed towards an orthonormal set).
+        mixup_alpha: α > 0 turns on mixup for training batches (classifiers only): inputs mixed pairwise with a
+            Beta(α, α) weight λ per batch, the loss the same mix of the two targets' losses (the cross-entropy against
+            the mixed one-hot, or label-smoothed, targets); training metrics score the prediction against the target
+            with the larger weight. None: off.
+
+    ``l1_penalty``, ``l2_penalty``, ``activity_l1``, ``activity_l2`` and ``orthogonal_penalty`` are added to the
+    training loss only: they show in ``train_loss``, never in ``train_data_loss``, ``val_loss`` or ``test_loss``.
 
     The learning rate in use is logged as ``lr`` at the start of every epoch.
 
@@ -148,21 +168,31 @@ class RegularizedModule(pl.LightningModule):
         lr_scheduler_kwargs: dict[str, Any] | None = None,
         lr_warmup: int = 0,
         init: str = "default",
+        dropout_mode: str = "bernoulli",
+        input_noise: float = 0.0,
+        max_norm: float | None = None,
+        activity_l1: float = 0.0,
+        activity_l2: float = 0.0,
+        orthogonal_penalty: float = 0.0,
+        mixup_alpha: float | None = None,
     ) -> None:
         super().__init__()
         self._save_own_hyperparameters()
         check_in_range(lr, "lr", 0.0, include_low=False)
         check_in_range(weight_decay, "weight_decay", 0.0)
         check_in_range(momentum, "momentum", 0.0)
-        check_in_range(l1_penalty, "l1_penalty", 0.0)
-        check_in_range(l2_penalty, "l2_penalty", 0.0)
+        for name, value in (("l1_penalty", l1_penalty), ("l2_penalty", l2_penalty), ("activity_l1", activity_l1),
+                            ("activity_l2", activity_l2), ("orthogonal_penalty", orthogonal_penalty)):
+            check_in_range(value, name, 0.0)
+        self._check_mixup_and_max_norm(mixup_alpha, max_norm)
         self.optimizer_cls = lookup(OPTIMIZERS, optimizer, "optimizer")
         self._check_momentum(optimizer, momentum, nesterov)
         self._check_optimizer_kwargs(optimizer, optimizer_kwargs)
         self.scheduler_cls = None if lr_scheduler is None else lookup(LR_SCHEDULERS, lr_scheduler, "lr_scheduler")
         self._check_scheduler_kwargs(lr_scheduler, lr_scheduler_kwargs or {})
         self._check_warmup(lr_scheduler, lr_warmup)
-        self.net = build_dense_stack(input_size, hidden_sizes, output_size, activation, dropout, batchnorm, init)
+        self.net = build_dense_stack(input_size, hidden_sizes, output_size, activation, dropout, batchnorm, init,
+                                     dropout_mode, input_noise)
         self.train_metrics = deferred(self.configure_metrics(), prefix="train_")
         self.val_metrics = deferred(self._eval_metrics(), prefix="val_")
         self.test_metrics = deferred(self._eval_metrics(), prefix="test_")
@@ -170,7 +200,12 @@ class RegularizedModule(pl.LightningModule):
             setattr(self, f"{stage}_loss_mean", DeferredUpdates(MeanMetric(nan_strategy="disable")))
         # the training loss without penalties
         self.train_data_loss_mean = DeferredUpdates(MeanMetric(nan_strategy="disable"))
-        self._penalized = bool(l1_penalty or l2_penalty)
+        self._penalized = bool(l1_penalty or l2_penalty or activity_l1 or activity_l2 or orthogonal_penalty)
+        self._hidden_activations: list[Tensor] = []
+        if activity_l1 or activity_l2:  # record the hidden activations of training forward passes
+            for layer in self.net:
+                if isinstance(layer, tuple(ACTIVATIONS.values())):
+                    layer.register_forward_hook(self._record_activation)
 
     # pragma: no mutate end
     def _eval_metrics(self) -> MetricCollection:
@@ -257,6 +292,18 @@ class RegularizedModule(pl.LightningModule):
                 f"`optimizer_kwargs` {kwargs!r} refused by optimizer={name!r} ({self.optimizer_cls.__name__}): {error}"
             ) from error
 
+    def _check_mixup_and_max_norm(self, mixup_alpha: float | None, max_norm: float | None) -> None:
+        """Raise ``ValueError`` unless ``mixup_alpha`` and ``max_norm`` are None or > 0, and for mixup on a model
+        whose loss does not mix linearly with its targets (:attr:`supports_mixup`)."""
+        if max_norm is not None:
+            check_in_range(max_norm, "max_norm", 0.0, include_low=False)
+        if mixup_alpha is None:
+            return
+        check_in_range(mixup_alpha, "mixup_alpha", 0.0, include_low=False)
+        if not self.supports_mixup:
+            raise ValueError(f"`mixup_alpha` mixes class targets, but {type(self).__name__} is a regressor; leave "
+                             "mixup_alpha unset (None)")
+
     @staticmethod
     def _check_warmup(lr_scheduler: str | None, lr_warmup: int) -> None:
         """Raise ``ValueError`` unless ``lr_warmup`` is an integer >= 0, and for a warm-up before ``plateau``."""
@@ -292,6 +339,9 @@ class RegularizedModule(pl.LightningModule):
             )
 
     # -- what subclasses define -------------------------------------------------------------------
+    #: whether the loss is linear in the targets, so mixup's mixed loss is the loss of mixed targets (classifiers)
+    supports_mixup: bool = True
+
     @abstractmethod
     def configure_metrics(self) -> MetricCollection:
         """The metrics logged for every stage; keys become ``<stage>_<key>``."""
@@ -354,25 +404,46 @@ class RegularizedModule(pl.LightningModule):
         return [p for p in self.parameters() if self.hparams.penalize_all_parameters or p.ndim > 1]
 
     def penalty(self) -> Tensor:
-        """``l1_penalty·Σ|w| + l2_penalty·Σw²`` over :meth:`penalized_parameters` (a scalar tensor)."""
-        params = self.penalized_parameters()
+        """The weight terms of the training loss (a scalar tensor): ``l1_penalty·Σ|w| + l2_penalty·Σw²`` over
+        :meth:`penalized_parameters`, plus ``orthogonal_penalty·Σ‖W Wᵀ − I‖²_F`` over the ``Linear`` weights."""
+        hp = self.hparams
         total = torch.zeros((), device=self.device)
-        if self.hparams.l1_penalty:
-            total = total + self.hparams.l1_penalty * torch.stack([p.abs().sum() for p in params]).sum()
-        if self.hparams.l2_penalty:
-            total = total + self.hparams.l2_penalty * torch.stack([p.square().sum() for p in params]).sum()
+        if hp.l1_penalty or hp.l2_penalty:
+            total = total + weight_penalty(self.penalized_parameters(), hp.l1_penalty, hp.l2_penalty)
+        if hp.get("orthogonal_penalty"):
+            total = total + hp.orthogonal_penalty * orthogonality_penalty([m.weight for m in self.linear_layers])
         return total
+
+    def _record_activation(self, module: nn.Module, inputs: Any, output: Tensor) -> None:
+        if self.training and torch.is_grad_enabled():  # not a no-grad pass in train mode (batch-norm statistics)
+            self._hidden_activations.append(output)
+
+    def activity_penalty(self) -> Tensor:
+        """``activity_l1·mean|h| + activity_l2·mean h²`` over the hidden activations of the last training forward
+        pass (0 when there are none), then forgets them."""
+        activations, self._hidden_activations = self._hidden_activations, []
+        if not activations:
+            return torch.zeros((), device=self.device)
+        return activity_penalty(activations, self.hparams.activity_l1, self.hparams.activity_l2)
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
         """Loss of the batch; updates the stage's metrics and hands them to ``self.log`` on batch 0."""
         x, target = batch
-        outputs = self(x)
-        loss = self.compute_loss(outputs, target)
+        mixing = stage == "train" and self.hparams.get("mixup_alpha") is not None
+        self._hidden_activations = []  # the activity penalty sees this forward pass only
+        if mixing:
+            x, partner, lam = mixup(x, target, self.hparams.mixup_alpha)
+            outputs = self(x)
+            loss = torch.lerp(self.compute_loss(outputs, partner), self.compute_loss(outputs, target), lam)
+            target = target if lam >= 0.5 else partner  # the metrics score the dominant target
+        else:
+            outputs = self(x)
+            loss = self.compute_loss(outputs, target)
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         data_loss = loss
         penalized = stage == "train" and self._penalized
         if penalized:
-            loss = loss + self.penalty()
+            loss = loss + self.penalty() + self.activity_penalty()
         loss_mean: DeferredUpdates = getattr(self, f"{stage}_loss_mean")
         preds, labels = self.metric_inputs(outputs.detach(), target)
         for metric in metrics.values(copy_state=False):
@@ -392,6 +463,12 @@ class RegularizedModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train", batch_idx)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Lightning's step, then the ``max_norm`` constraint on the hidden units' incoming weights."""
+        super().optimizer_step(*args, **kwargs)
+        if self.hparams.get("max_norm") is not None:
+            apply_max_norm([m.weight for m in self.linear_layers[:-1]], self.hparams.max_norm)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "val", batch_idx)

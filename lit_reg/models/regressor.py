@@ -46,6 +46,9 @@ class DenseRegressor(RegularizedModule):
                          activation=activation, **kwargs)
 
     # pragma: no mutate end
+    #: mixup's mixed loss is not the loss of mixed targets for the squared error
+    supports_mixup = False
+
     def configure_metrics(self) -> MetricCollection:
         return MetricCollection({"mae": MeanAbsoluteError(), "r2": R2Score()})
 

@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -51,6 +51,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lit_reg.defaults import LOG_DIR
 from lit_reg.study.spec import StudySpec, override_args
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 log = logging.getLogger(__name__)
 
@@ -373,6 +376,22 @@ def output_to(path: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
+def score_training_split(trainer: pl.Trainer, model: pl.LightningModule, datamodule: Any,
+                         ckpt_path: str | None) -> dict[str, float] | None:
+    """The checkpoint's metrics on the training split, in eval mode (no dropout, no augmentation), as ``train_<m>``:
+    a ``test`` run with the datamodule's :attr:`~datamodules.base.InMemoryDataModule.test_split` pointed at
+    ``"train"``. None for a datamodule without one."""
+    split = getattr(datamodule, "test_split", None)
+    if split is None:
+        return None
+    datamodule.test_split = "train"
+    try:
+        outputs = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    finally:
+        datamodule.test_split = split
+    return {f"train_{k.removeprefix('test_')}": float(v) for k, v in (outputs[0] if outputs else {}).items()}
+
+
 def run_trial(spec: StudySpec, variant: str, seed: int, folder: Path, extra: dict[str, Any] | None = None,
               params: dict[str, Any] | None = None, trial: optuna.Trial | None = None) -> dict[str, Any]:
     """Fit one (variant, seed) through :func:`lit_reg.cli.build_cli` and return its ``TrialResult`` dict.
@@ -400,9 +419,10 @@ def run_trial(spec: StudySpec, variant: str, seed: int, folder: Path, extra: dic
         logged = sorted(set().union(*curves.history.values())) if curves.history else []
         raise ValueError(f"metric {spec.metric!r} was never logged by the model; it logs {logged}: set `metric` "
                          "in the study file to one of them")
-    test = None
+    test = train = None
     if spec.test:
         ckpt = "best" if trainer.checkpoint_callback is not None else None
+        train = score_training_split(trainer, cli.model, cli.datamodule, ckpt)
         outputs = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)
         test = {k: float(v) for k, v in (outputs[0] if outputs else {}).items()}
     norms = next((c for c in trainer.callbacks if isinstance(c, WeightNormMonitor)), None)
@@ -412,7 +432,7 @@ def run_trial(spec: StudySpec, variant: str, seed: int, folder: Path, extra: dic
     result = {"variant": variant, "seed": seed, "overrides": params if params is not None else spec.variants[variant],
               "metric": spec.metric, "mode": spec.mode,
             "best_value": float(curves.best_score), "best_epoch": int(curves.best_epoch),
-              "epochs": int(trainer.current_epoch), "test": test,
+              "epochs": int(trainer.current_epoch), "test": test, "train": train,
               "wall_s": round(time.perf_counter() - start, 3), "run_dir": str(run_dir),
               "curve": [curves.history[e][spec.metric] for e in epochs],
               "weight_norms": [value for _, value in norms.history] if norms is not None else []}

@@ -41,7 +41,10 @@ def summarize(trials: Sequence[dict[str, Any]], baseline: str) -> list[dict[str,
     Each row holds ``rank``, ``variant``, ``n`` (seeds), ``metric``, ``mode``, ``best_mean``/``best_std``
     (mean and sample standard deviation of the best validation metric over seeds; ``best_std`` is None for
     n = 1), ``<test metric>_mean``/``<test metric>_std`` for every test metric any trial has (``test_loss_mean``;
-    a name without the ``test_`` prefix gets it; None where the variant has none), ``best_epoch_mean``
+    a name without the ``test_`` prefix gets it; None where the variant has none), ``train_acc_mean``/``_std`` (the
+    best checkpoint's accuracy on the training split, from a trial's ``train``), ``gap_mean``/``gap_std`` (the
+    generalization gap, ``train_acc - test_acc`` per trial), ``weight_norm_mean`` (the total weight norm at the end of
+    each trial, the last of its ``weight_norms``), ``best_epoch_mean``
     (**1-based**: the first epoch is 1; the trials store it 0-based), ``epochs_mean``, ``wall_s_mean``, and the
     comparison with the baseline: ``diff`` = mean(variant) - mean(baseline), ``ci_low``/``ci_high`` its 95 %
     confidence interval from **Welch's t-test** over seeds (``scipy.stats.ttest_ind(variant, baseline,
@@ -72,6 +75,11 @@ def summarize(trials: Sequence[dict[str, Any]], baseline: str) -> list[dict[str,
             test_values = [float(t["test"][name]) for t in group if name in (t.get("test") or {})]
             column = name if name.startswith("test_") else f"test_{name}"
             row[f"{column}_mean"], row[f"{column}_std"] = _mean_std(test_values)
+        trained = [t for t in group if "train_acc" in (t.get("train") or {})]
+        row["train_acc_mean"], row["train_acc_std"] = _mean_std([float(t["train"]["train_acc"]) for t in trained])
+        row["gap_mean"], row["gap_std"] = _mean_std([float(t["train"]["train_acc"]) - float(t["test"]["test_acc"])
+                                                     for t in trained if "test_acc" in (t.get("test") or {})])
+        row["weight_norm_mean"] = _mean([float(t["weight_norms"][-1]) for t in group if t.get("weight_norms")])
         row["best_epoch_mean"] = _mean([t["best_epoch"] + 1 for t in group if t.get("best_epoch") is not None])
         row["epochs_mean"] = _mean([t["epochs"] for t in group if t.get("epochs") is not None])
         row["wall_s_mean"] = _mean([t["wall_s"] for t in group if t.get("wall_s") is not None])
@@ -92,13 +100,17 @@ def format_markdown(rows: Sequence[dict[str, Any]], baseline: str) -> str:
              f"Δ = mean(variant) − mean(baseline `{baseline}`) with a {CONFIDENCE:.0%} confidence interval from "
              f"{CI_METHOD}; `*`: the interval excludes zero; n/a: fewer than 2 seeds on a side or no spread. "
              "Best epoch is 1-based.", ""]
+    extra = [(label, key) for label, key in (("train_acc", "train_acc"), ("gap (train − test acc)", "gap"),
+                                             ("final weight norm", "weight_norm"))
+             if any(row[f"{key}_mean"] is not None for row in rows)]
     header = ["rank", "variant", "n", f"{metric} (mean ± std)", f"Δ vs {baseline} [{CONFIDENCE:.0%} CI]",
-              *test_names, "best epoch", "epochs", "wall s"]
+              *test_names, *(label for label, _ in extra), "best epoch", "epochs", "wall s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
         cells = [str(row["rank"]), f"`{row['variant']}`", str(row["n"]),
                  _pm(row["best_mean"], row["best_std"]), row["vs_baseline"],
                  *(_pm(row[f"{name}_mean"], row[f"{name}_std"]) for name in test_names),
+                 *(_pm(row[f"{key}_mean"], row.get(f"{key}_std")) for _, key in extra),
                  _num(row["best_epoch_mean"], ".1f"), _num(row["epochs_mean"], ".1f"), _num(row["wall_s_mean"], ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -219,3 +219,25 @@ def test_a_worker_killed_mid_trial_then_rerun_gives_the_uninterrupted_summary(fi
                  json.loads((finished / "reference_values.json").read_text())}
     assert best_values(study) == reference
     assert summary_rows(folder / "summary.csv") == summary_rows(finished / "reference_summary.csv")
+
+
+def test_score_training_split_is_the_checkpoints_accuracy_on_the_training_data_in_eval_mode(fashion_root,
+                                                                                           make_trainer):
+    import torch
+
+    from datamodules import FashionMNISTDataModule
+    from lit_reg.models import DenseClassifier
+    from lit_reg.study.engine import score_training_split
+
+    torch.manual_seed(0)
+    dm = FashionMNISTDataModule(data_dir=str(fashion_root), batch_size=50, download=False)
+    model = DenseClassifier(hidden_sizes=[16], dropout=0.5)
+    trainer = make_trainer(max_epochs=1)
+    trainer.fit(model, datamodule=dm)
+    scores = score_training_split(trainer, model, dm, ckpt_path=None)
+    assert dm.test_split == "test"  # put back
+    x, y = dm.datasets["train"].inputs, dm.datasets["train"].targets
+    with torch.no_grad():
+        by_hand = (model.eval()(dm.transform_inputs(x)).argmax(-1) == y).float().mean().item()
+    assert scores["train_acc"] == pytest.approx(by_hand, abs=1e-6)
+    assert set(scores) == {"train_loss", "train_acc"}

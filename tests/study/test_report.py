@@ -10,7 +10,7 @@ import statistics
 import pytest
 from scipy import stats
 
-from lit_reg.study.report import average_curves, epoch_points, summarize, write_report
+from lit_reg.study.report import average_curves, epoch_points, format_markdown, summarize, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -57,6 +57,30 @@ def test_means_stds_and_test_metrics_equal_statistics() -> None:
     assert wd["epochs_mean"] == statistics.mean([3, 4, 5])
     assert wd["wall_s_mean"] == statistics.mean([1.5, 2.5, 3.5])
     assert rows["plain"]["best_mean"] == statistics.mean(BASE)
+
+
+def test_training_accuracy_generalization_gap_and_final_weight_norm() -> None:
+    trials = trials_of({"plain": BASE, "wd": BETTER})
+    for t, (train_acc, test_acc) in zip(trials, [(0.99, 0.8), (0.97, 0.82), (0.98, 0.79), (0.9, 0.88), (0.91, 0.9),
+                                                 (0.92, 0.89)], strict=True):
+        t["train"], t["test"] = {"train_acc": train_acc, "train_loss": 0.1}, {"test_acc": test_acc}
+        t["weight_norms"] = [3.0, 3.0 + t["seed"]]
+    rows = {row["variant"]: row for row in summarize(trials, "plain")}
+    assert rows["plain"]["train_acc_mean"] == pytest.approx(statistics.mean([0.99, 0.97, 0.98]))
+    assert rows["plain"]["gap_mean"] == pytest.approx(statistics.mean([0.19, 0.15, 0.19]))
+    assert rows["wd"]["gap_std"] == pytest.approx(statistics.stdev([0.02, 0.01, 0.03]))
+    assert rows["wd"]["weight_norm_mean"] == statistics.mean([3.0, 4.0, 5.0])  # the last norm of each trial
+    table = format_markdown(summarize(trials, "plain"), "plain")
+    assert "| train_acc | gap (train − test acc) | final weight norm |" in table
+    assert "0.1767 ± 0.023" in table  # plain's gap
+
+
+def test_no_training_scores_no_gap_columns() -> None:
+    trials = trials_of({"plain": BASE, "wd": BETTER})
+    for t in trials:
+        t["weight_norms"] = []
+    table = format_markdown(summarize(trials, "plain"), "plain")
+    assert "gap" not in table and "train_acc" not in table and "weight norm" not in table
 
 
 def test_confidence_interval_is_welchs_and_marks_significance() -> None:

@@ -1,0 +1,181 @@
+import csv
+import math
+import warnings
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from datamodules import FashionMNISTDataModule, ImageFolderDataModule, ToyRegressionDataModule
+from lit_reg.callbacks.confusion_matrix import ConfusionMatrix
+from lit_reg.models import BitmojiClassifier, DenseClassifier, DenseRegressor
+from tests.datamodules.image_trees import write_tree
+
+
+def fashion(fashion_root, **kwargs):
+    return FashionMNISTDataModule(data_dir=str(fashion_root), batch_size=32, download=False, **kwargs)
+
+
+def fit(tmp_path, make_trainer, model, datamodule, callbacks, epochs=1, test=True):
+    logger = TensorBoardLogger(str(tmp_path), name="run", default_hp_metric=False)
+    trainer = make_trainer(max_epochs=epochs, logger=logger, callbacks=callbacks)
+    trainer.fit(model, datamodule=datamodule)
+    if test:
+        trainer.test(model, datamodule=datamodule, verbose=False)
+    return trainer
+
+
+def counted_by_hand(model, datamodule, split, binary=False):
+    model.eval()
+    with torch.no_grad():
+        logits = model(datamodule.transform_inputs(datamodule.datasets[split].inputs))
+    preds = (logits.sigmoid() > 0.5).long() if binary else logits.argmax(dim=1)
+    targets = datamodule.datasets[split].targets
+    classes = len(datamodule.classes)
+    return torch.bincount(targets * classes + preds, minlength=classes * classes).view(classes, classes)
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def check_png(path, figure):
+    width, height = figure.get_size_inches() * 100
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (round(width), round(height))
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.std() > 0 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1
+
+
+def test_multiclass_matrix_csv_text_and_figure(tmp_path, make_trainer, fashion_root):
+    torch.manual_seed(0)
+    model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[16])
+    dm = fashion(fashion_root)
+    matrix = ConfusionMatrix()
+    trainer = fit(tmp_path, make_trainer, model, dm, [matrix])
+    run = tmp_path / "run" / "version_0"
+
+    for stage in ("val", "test"):
+        expected = counted_by_hand(model, dm, stage)
+        assert torch.equal(matrix.matrix[stage], expected)
+        assert int(matrix.matrix[stage].sum()) == len(dm.datasets[stage])
+        assert matrix.accuracy[stage] == pytest.approx(expected.diagonal().sum().item() / len(dm.datasets[stage]))
+        assert matrix.plot_paths[stage] == run / f"confusion_matrix_{stage}.png"
+        assert matrix.csv_paths[stage] == run / f"per_class_accuracy_{stage}.csv"
+        rows = read_csv(matrix.csv_paths[stage])
+        assert [row["class"] for row in rows] == dm.classes
+        for label, row in enumerate(rows):
+            count, correct = expected[label].sum().item(), expected[label, label].item()
+            assert (int(row["count"]), int(row["correct"])) == (count, correct)
+            assert float(row["accuracy"]) == pytest.approx(correct / count)
+    check_png(matrix.plot_paths["test"], matrix.last_figure)
+
+    # the figure: class names on both axes, the count in every cell
+    axes = matrix.last_figure.axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == dm.classes
+    assert [t.get_text() for t in axes.get_yticklabels()] == dm.classes
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("predicted class", "true class")
+    cells = [int(t.get_text()) for t in axes.texts]
+    assert cells == matrix.matrix["test"].flatten().tolist()
+    assert "run/version_0" in axes.get_title()
+
+    events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0, "tensors": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"confusion_matrix/val", "confusion_matrix/test"} <= set(tags["images"])
+    text_tags = [tag for tag in tags["tensors"] if tag.startswith("per_class_accuracy/")]
+    assert sorted(tag.split("/")[1] for tag in text_tags) == ["test", "val"]
+    logged = events.Tensors(next(t for t in text_tags if "/val" in t))[0].tensor_proto.string_val[0].decode()
+    assert logged == matrix.table("val") and f"| {dm.classes[0]} |" in logged
+
+
+def test_binary_one_logit_model(tmp_path, make_trainer):
+    torch.manual_seed(0)
+    root = write_tree(tmp_path / "bitmoji", {"not_tom": 24, "tom": 12})
+    dm = ImageFolderDataModule(str(root), test_dir=str(root), image_size=12, cache_dir=None, val_fraction=0.25,
+                               batch_size=16)
+    model = BitmojiClassifier(input_size=144, hidden_sizes=[4], classes=dm.classes)
+    matrix = ConfusionMatrix(stages=["test"])
+    fit(tmp_path, make_trainer, model, dm, [matrix])
+    assert list(matrix.matrix) == ["test"]
+    assert torch.equal(matrix.matrix["test"], counted_by_hand(model, dm, "test", binary=True))
+    assert matrix.matrix["test"].sum(dim=1).tolist() == [24, 12]
+    assert [row["class"] for row in read_csv(matrix.csv_paths["test"])] == ["not_tom", "tom"]
+
+
+def test_normalized_plot_shows_shares_of_each_true_class_but_matrix_keeps_counts(tmp_path, make_trainer,
+                                                                                  fashion_root):
+    torch.manual_seed(0)
+    matrix = ConfusionMatrix(normalize=True, stages=["val"], figsize=(6.4, 4.8))
+    fit(tmp_path, make_trainer, DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[8]),
+        fashion(fashion_root), [matrix], test=False)
+    counts = matrix.matrix["val"]
+    assert counts.dtype == torch.long
+    cells = torch.tensor([float(t.get_text()) for t in matrix.last_figure.axes[0].texts]).view(10, 10)
+    shares = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
+    assert torch.allclose(cells, shares.float(), atol=0.006)
+    with Image.open(matrix.plot_paths["val"]) as image:
+        assert image.size == (640, 480)
+
+
+def test_a_class_without_samples_has_nan_accuracy():
+    rows = ConfusionMatrix.per_class_rows(torch.tensor([[2, 1, 0], [0, 0, 0], [1, 0, 4]]), ["a", "b", "c"])
+    assert [(r["count"], r["correct"]) for r in rows] == [(3, 2), (0, 0), (5, 4)]
+    assert rows[0]["accuracy"] == pytest.approx(2 / 3) and math.isnan(rows[1]["accuracy"])
+
+
+def test_regression_gives_one_warning_and_nothing_written(tmp_path, make_trainer):
+    matrix = ConfusionMatrix()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(tmp_path, make_trainer, DenseRegressor(hidden_sizes=[4]), ToyRegressionDataModule("linear", batch_size=5),
+            [matrix])
+    ours = [w for w in caught if "ConfusionMatrix" in str(w.message)]
+    assert len(ours) == 1 and "needs class labels" in str(ours[0].message)
+    assert matrix.matrix == {} and matrix.last_figure is None
+    assert not list(tmp_path.rglob("confusion_matrix_*.png")) and not list(tmp_path.rglob("*.csv"))
+
+
+def test_works_without_a_logger(tmp_path, make_trainer, fashion_root):
+    matrix = ConfusionMatrix(stages=["val"])
+    trainer = make_trainer(max_epochs=1, callbacks=[matrix])
+    trainer.fit(DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[4]), datamodule=fashion(fashion_root))
+    assert matrix.plot_paths["val"] == tmp_path / "confusion_matrix_val.png"
+    assert (tmp_path / "per_class_accuracy_val.csv").is_file()
+
+
+def train(make_trainer, fashion_root, callbacks):
+    pl.seed_everything(0, verbose=False)
+    model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[16], dropout=0.3)
+    make_trainer(max_epochs=2, callbacks=callbacks).fit(model, datamodule=fashion(fashion_root))
+    return model, torch.get_rng_state()
+
+
+def test_training_result_is_unchanged(make_trainer, fashion_root):
+    plain, plain_rng = train(make_trainer, fashion_root, [])
+    watched, watched_rng = train(make_trainer, fashion_root, [ConfusionMatrix()])
+    for a, b in zip(plain.parameters(), watched.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(plain_rng, watched_rng)
+
+
+def test_nothing_runs_per_training_step():
+    for hook in ("on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
+                 "on_validation_batch_end"):
+        assert getattr(ConfusionMatrix, hook) is getattr(Callback, hook)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(stages="val"), "`stages` must be a non-empty subset"),
+    (dict(batch_size=-1), "`batch_size` must be a positive integer"),
+    (dict(figsize=(6.4,)), "`figsize` must be None or two positive sizes"),
+])
+def test_arguments_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ConfusionMatrix(**kwargs)

@@ -1,0 +1,207 @@
+import warnings
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from datamodules import FashionMNISTDataModule, ImageFolderDataModule, ToyRegressionDataModule
+from lit_reg.callbacks.mistakes import Mistakes
+from lit_reg.callbacks.split_predictions import evaluating, predict_split
+from lit_reg.models import BitmojiClassifier, DenseClassifier, DenseRegressor
+from tests.datamodules.image_trees import write_tree
+
+
+def fashion(fashion_root, **kwargs):
+    return FashionMNISTDataModule(data_dir=str(fashion_root), batch_size=32, download=False, **kwargs)
+
+
+def bitmoji(tmp_path, **kwargs):
+    root = write_tree(tmp_path / "bitmoji", {"not_tom": 24, "tom": 24})
+    return ImageFolderDataModule(str(root), test_dir=str(root), image_size=12, cache_dir=None, val_fraction=0.25,
+                                 batch_size=16, **kwargs)
+
+
+def fit(tmp_path, make_trainer, model, datamodule, callbacks, epochs=1, test=True):
+    logger = TensorBoardLogger(str(tmp_path), name="run", default_hp_metric=False)
+    trainer = make_trainer(max_epochs=epochs, logger=logger, callbacks=callbacks)
+    trainer.fit(model, datamodule=datamodule)
+    if test:
+        trainer.test(model, datamodule=datamodule, verbose=False)
+    return trainer
+
+
+def by_hand(model, datamodule, split, binary=False):
+    """Probability of the predicted class and wrongness of every sample, computed without the callback's code."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(datamodule.transform_inputs(datamodule.datasets[split].inputs))
+    if binary:
+        positive = logits.sigmoid()
+        preds = (positive > 0.5).long()
+        confidence = torch.where(preds.bool(), positive, 1 - positive)
+    else:
+        probs = logits.softmax(dim=1)
+        confidence, preds = probs.max(dim=1)
+    targets = datamodule.datasets[split].targets
+    return preds, confidence, targets
+
+
+def check_top_wrong(mistakes, stage, preds, confidence, targets, count):
+    wrong = torch.nonzero(preds != targets).flatten().tolist()
+    expected = sorted(wrong, key=lambda i: -confidence[i].item())[:count]
+    chosen = mistakes.indices[stage].tolist()
+    assert len(chosen) == min(count, len(wrong)) > 0
+    assert all(preds[i] != targets[i] for i in chosen)  # every image shown is misclassified
+    probabilities = mistakes.probabilities[stage]
+    assert torch.all(probabilities[:-1] >= probabilities[1:])  # most confident first
+    assert torch.allclose(probabilities, confidence[chosen], atol=1e-6)
+    # the top-k wrong ones (compared by probability: ties may come in any order)
+    assert torch.allclose(probabilities, confidence[expected], atol=1e-6)
+    assert torch.equal(mistakes.predicted[stage], preds[chosen])
+    assert torch.equal(mistakes.targets[stage], targets[chosen])
+    assert mistakes.num_wrong[stage] == len(wrong) and mistakes.num_samples[stage] == len(targets)
+
+
+def check_png(path, figure):
+    width, height = figure.get_size_inches() * 100
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (round(width), round(height))
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.std() > 0 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1
+
+
+def test_multiclass_val_and_test_show_the_most_confident_wrong_images(tmp_path, make_trainer, fashion_root):
+    torch.manual_seed(0)
+    model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[16])
+    dm = fashion(fashion_root)
+    mistakes = Mistakes(count=6)
+    trainer = fit(tmp_path, make_trainer, model, dm, [mistakes])
+
+    for stage, split in (("val", "val"), ("test", "test")):
+        check_top_wrong(mistakes, stage, *by_hand(model, dm, split), count=6)
+        assert mistakes.plot_paths[stage] == tmp_path / "run" / "version_0" / f"mistakes_{stage}.png"
+    check_png(mistakes.plot_paths["test"], mistakes.last_figure)
+
+    # the last figure is the test one: one image panel per shown mistake, titled with true and predicted label
+    panels = [axes for axes in mistakes.last_figure.axes if axes.images]
+    assert len(panels) == len(mistakes.indices["test"]) == 6
+    first = mistakes.indices["test"][0].item()
+    true, pred = dm.classes[dm.datasets["test"].targets[first]], dm.classes[mistakes.predicted["test"][0]]
+    assert panels[0].get_title() == f"true: {true}\npred: {pred} ({mistakes.probabilities['test'][0]:.2f})"
+    assert np.array_equal(panels[0].images[0].get_array(), dm.datasets["test"].inputs[first].numpy())
+    assert "run/version_0" in mistakes.last_figure.get_suptitle()
+
+    events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0})
+    events.Reload()
+    assert {"mistakes/val", "mistakes/test"} <= set(events.Tags()["images"])
+
+
+def test_binary_one_logit_model_on_an_image_folder(tmp_path, make_trainer):
+    torch.manual_seed(0)
+    dm = bitmoji(tmp_path)
+    model = BitmojiClassifier(input_size=144, hidden_sizes=[4], classes=dm.classes)
+    mistakes = Mistakes(count=5, stages=["test"])
+    fit(tmp_path, make_trainer, model, dm, [mistakes])
+
+    assert "val" not in mistakes.indices  # only the stages asked for
+    preds, confidence, targets = by_hand(model, dm, "test", binary=True)
+    if (preds == targets).all():
+        pytest.skip("the tiny net classifies every image right")
+    check_top_wrong(mistakes, "test", preds, confidence, targets, count=5)
+    assert (mistakes.probabilities["test"] >= 0.5).all()  # the probability of the (wrong) predicted class
+    title = [axes for axes in mistakes.last_figure.axes if axes.images][0].get_title()
+    assert title.startswith("true: ") and ("pred: tom" in title or "pred: not_tom" in title)
+    check_png(mistakes.plot_paths["test"], mistakes.last_figure)
+
+
+def test_a_rotated_test_split_is_the_one_evaluated(tmp_path, make_trainer, fashion_root):
+    torch.manual_seed(0)
+    model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[8])
+    dm = fashion(fashion_root, test_rotation=30)
+    mistakes = Mistakes(count=4, stages=["test"])
+    fit(tmp_path, make_trainer, model, dm, [mistakes])
+    check_top_wrong(mistakes, "test", *by_hand(model, dm, "test_rotated"), count=4)
+    assert "test_rotated" in mistakes.last_figure.get_suptitle()
+
+
+def test_regression_data_gives_one_warning_and_no_figure(tmp_path, make_trainer):
+    mistakes = Mistakes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(tmp_path, make_trainer, DenseRegressor(hidden_sizes=[4]), ToyRegressionDataModule("linear", batch_size=5),
+            [mistakes])
+    ours = [w for w in caught if "Mistakes" in str(w.message)]
+    assert len(ours) == 1 and "needs class labels" in str(ours[0].message)
+    assert mistakes.plot_paths == {} and mistakes.last_figure is None
+    assert not list(tmp_path.rglob("mistakes_*.png"))
+
+
+def test_a_regressor_on_image_data_gives_one_warning(tmp_path, make_trainer, fashion_root):
+    mistakes = Mistakes()
+    with pytest.warns(UserWarning, match=r"Mistakes draws nothing: needs a classifier's logits") as caught:
+        fit(tmp_path, make_trainer, DenseRegressor(input_size=784, hidden_sizes=[4]), fashion(fashion_root),
+            [mistakes], test=False)
+    assert len([w for w in caught if "Mistakes" in str(w.message)]) == 1
+    assert mistakes.plot_paths == {}
+
+
+class FinalWeights(Callback):
+    def on_train_end(self, trainer, pl_module):  # before the callbacks under test (they come first in the list)
+        self.weights = [p.detach().clone() for p in pl_module.parameters()]
+
+
+def train(make_trainer, fashion_root, callbacks):
+    pl.seed_everything(0, verbose=False)
+    model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[16], dropout=0.3)
+    trainer = make_trainer(max_epochs=2, callbacks=callbacks)
+    trainer.fit(model, datamodule=fashion(fashion_root, augment=True))
+    return model, torch.get_rng_state()
+
+
+def test_training_result_is_unchanged(make_trainer, fashion_root):
+    plain, plain_rng = train(make_trainer, fashion_root, [])
+    watched, watched_rng = train(make_trainer, fashion_root, [Mistakes()])
+    for a, b in zip(plain.parameters(), watched.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(plain_rng, watched_rng)  # what comes after the fit draws the same numbers too
+
+
+def test_nothing_runs_per_training_step():
+    for hook in ("on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
+                 "on_validation_batch_end"):
+        assert getattr(Mistakes, hook) is getattr(Callback, hook)
+
+
+def test_predict_split_restores_modes_and_rng(fashion_root):
+    model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[8], dropout=0.5, batchnorm=True)
+    model.train()
+    model.net[1].eval()  # a submodule the user froze stays frozen
+    dm = fashion(fashion_root)
+    dm.setup()
+    rng = torch.get_rng_state()
+    predictions = predict_split(model, dm, "val", batch_size=7)  # several chunks
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert model.training and not model.net[1].training and model.net[0].training
+    with evaluating(model):
+        assert not model.training and not model.net[0].training and not torch.is_grad_enabled()
+    assert model.training and not model.net[1].training
+    preds, confidence, targets = by_hand(model, dm, "val")
+    assert torch.equal(predictions.preds, preds) and torch.allclose(predictions.confidence, confidence, atol=1e-6)
+    assert torch.equal(predictions.targets, targets) and predictions.probs.shape == (len(targets), 10)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(count=0), "`count` must be a positive integer"),
+    (dict(stages=["train"]), "`stages` must be a non-empty subset"),
+    (dict(stages=[]), "`stages` must be a non-empty subset"),
+    (dict(batch_size=0), "`batch_size` must be a positive integer"),
+    (dict(panel_size=(0, 1)), "`panel_size` must be two positive sizes"),
+])
+def test_arguments_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Mistakes(**kwargs)
