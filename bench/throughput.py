@@ -17,6 +17,11 @@ samples/s of one training epoch (54,000 images after the 10 % validation split) 
     ``FashionMNISTDataModule`` with no logger, callbacks, checkpoints, progress bar or model summary. What
     any ``Trainer.fit`` pays per step over (b); (a) adds our logging, callbacks, checkpoints and bar to it.
 
+With ``--step-curves`` a fifth pipeline, ``ours_step_curves``, runs (a) with
+:class:`~lit_reg.callbacks.step_curves.StepCurves` ``(every_n_steps=50)`` added, in the same rounds; a line
+under the table gives its training samples/s against (a)'s and their ratio (1.00x: no cost). The table itself
+is unchanged.
+
 How an epoch is timed (the same for (a), (c) and (d)): a callback takes the time from ``on_train_epoch_start`` to
 ``on_train_epoch_end`` and subtracts the validation loop (``on_validation_start`` to ``on_validation_end``);
 the callback runs after the checkpoint callbacks, so the epoch-end checkpoint writes are inside the window.
@@ -36,6 +41,7 @@ Usage::
     python bench/throughput.py                  # full run, 3 rounds, batch 64 and 256 (several minutes)
     python bench/throughput.py --quick          # a few hundred samples: checks that everything runs
     python bench/throughput.py --json out.json  # also write the numbers
+    python bench/throughput.py --step-curves    # also (a) with StepCurves(every_n_steps=50), its ratio to (a)
 """
 
 from __future__ import annotations
@@ -71,11 +77,15 @@ from datamodules import FashionMNISTDataModule
 from datamodules.base import split_indices
 from datamodules.fakes import write_fashion_mnist
 from lit_reg import DenseClassifier, default_callbacks, default_logger
+from lit_reg.callbacks.step_curves import StepCurves
 from lit_reg.models.dense import build_dense_stack
 
 PIPELINES = ("ours", "hand", "lecture", "lightning")
 LABELS = {"ours": "(a) lit_reg fit", "hand": "(b) hand loop", "lecture": "(c) lecture",
-          "lightning": "(d) bare Lightning"}
+          "lightning": "(d) bare Lightning", "ours_step_curves": "(a) + StepCurves"}
+#: ``--step-curves``: (a) with ``StepCurves(every_n_steps=STEP_CURVES_EVERY)``, compared with (a) in the same rounds
+STEP_CURVES_PIPELINE = "ours_step_curves"
+STEP_CURVES_EVERY = 50
 #: the ratios reported (of training samples/s): a/b and a/c are the issue's targets, d/b is Lightning's floor
 RATIOS = (("ours", "hand"), ("ours", "lecture"), ("lightning", "hand"))
 BATCH_SIZES = (64, 256)
@@ -142,14 +152,20 @@ def _timed_fit_on(dm: FashionMNISTDataModule, model: pl.LightningModule, trainer
 
 
 # -- (a) lit_reg, as a user calls it ---------------------------------------------------------------------
-def run_ours(data_dir: str, workdir: str, batch_size: int, accelerator: str) -> dict[str, float]:
+def run_ours(data_dir: str, workdir: str, batch_size: int, accelerator: str,
+             extra_callbacks: tuple[Callback, ...] = ()) -> dict[str, float]:
     dm = _datamodule(data_dir, batch_size)
     model = DenseClassifier(input_size=dm.input_size, num_classes=dm.num_classes, hidden_sizes=HIDDEN,
                             optimizer="rmsprop", lr=LR)
     timer = EpochTimer()
     trainer = _trainer(workdir, accelerator, default_logger("DenseClassifier", save_dir=workdir),
-                       [*default_callbacks(), timer])
+                       [*default_callbacks(), *extra_callbacks, timer])
     return _timed_fit_on(dm, model, trainer, timer)
+
+
+def run_ours_step_curves(data_dir: str, workdir: str, batch_size: int, accelerator: str) -> dict[str, float]:
+    """(a) with ``StepCurves(every_n_steps=50)``: the batch loss and accuracy logged every 50 steps."""
+    return run_ours(data_dir, workdir, batch_size, accelerator, (StepCurves(every_n_steps=STEP_CURVES_EVERY),))
 
 
 # -- (b) the hand-written loop ---------------------------------------------------------------------------
@@ -281,7 +297,8 @@ def run_lightning(data_dir: str, workdir: str, batch_size: int, accelerator: str
 
 
 RUNNERS: dict[str, Callable[..., dict[str, float]]] = {
-    "ours": run_ours, "hand": run_hand, "lecture": run_lecture, "lightning": run_lightning}
+    "ours": run_ours, "hand": run_hand, "lecture": run_lecture, "lightning": run_lightning,
+    STEP_CURVES_PIPELINE: run_ours_step_curves}
 
 
 # -- driver ----------------------------------------------------------------------------------------------
@@ -309,12 +326,12 @@ def run_once(pipeline: str, data_dir: str, batch_size: int, accelerator: str, qu
 
 
 def measure(data_dir: str, rounds: int, batch_sizes: tuple[int, ...], accelerator: str,
-            quiet: bool) -> dict[str, dict[str, list[dict[str, float]]]]:
+            quiet: bool, pipelines: tuple[str, ...] = PIPELINES) -> dict[str, dict[str, list[dict[str, float]]]]:
     """``{batch: {pipeline: [per-round results]}}``; each round runs every pipeline, in a rotated order."""
     results: dict[str, dict[str, list[dict[str, float]]]] = {
-        str(b): {p: [] for p in PIPELINES} for b in batch_sizes}
+        str(b): {p: [] for p in pipelines} for b in batch_sizes}
     for r in range(rounds):
-        order = PIPELINES[r % len(PIPELINES):] + PIPELINES[:r % len(PIPELINES)]
+        order = pipelines[r % len(pipelines):] + pipelines[:r % len(pipelines)]
         for batch_size in batch_sizes:
             for pipeline in order:
                 result = run_once(pipeline, data_dir, batch_size, accelerator, quiet)
@@ -335,7 +352,8 @@ def summarize(raw: dict[str, dict[str, list[dict[str, float]]]]) -> dict[str, An
                 "train_rounds": [r["train"] for r in rounds],
                 "val_rounds": [r["val"] for r in rounds],
             }
-        for numerator, denominator in RATIOS:
+        ratios = RATIOS + (((STEP_CURVES_PIPELINE, "ours"),) if STEP_CURVES_PIPELINE in per_pipeline else ())
+        for numerator, denominator in ratios:
             name = f"ratio_{numerator}_{denominator}"
             row[name] = row[numerator]["train_samples_per_s"] / row[denominator]["train_samples_per_s"]
             # ratios within each round, then their median: robust to the machine's speed drifting between rounds
@@ -375,6 +393,13 @@ def format_table(report: dict[str, Any]) -> str:
         val = [f"{row[p]['val_samples_per_s']:.0f}" for p in PIPELINES]
         ratios = [f"{row[f'ratio_{n}_{d}']:.2f}x" for n, d in RATIOS]
         lines.append(f"| {batch} | {' | '.join(train)} | {' | '.join(ratios)} | {' | '.join(val)} |")
+    for batch, row in report["results"].items():
+        if STEP_CURVES_PIPELINE in row:
+            lines.append(
+                f"batch {batch}: (a) with StepCurves(every_n_steps={STEP_CURVES_EVERY}) "
+                f"{row[STEP_CURVES_PIPELINE]['train_samples_per_s']:.0f} vs {row['ours']['train_samples_per_s']:.0f} "
+                f"samples/s without: {row[f'ratio_{STEP_CURVES_PIPELINE}_ours']:.3f}x (per-round median "
+                f"{row[f'ratio_{STEP_CURVES_PIPELINE}_ours_per_round_median']:.3f}x)")
     rss = report["peak_rss_mib"]
     lines += ["", f"peak RSS: {rss['ours_fit']:.0f} MiB for a lone (a) fit (batch {rss['ours_fit_batch_size']}), "
               f"{rss['benchmark_process']:.0f} MiB for this whole benchmark process"]
@@ -396,6 +421,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu", "auto"])
     parser.add_argument("--data-dir", help="use FashionMNIST files already here instead of writing fake ones")
     parser.add_argument("--verbose", action="store_true", help="let Lightning print its summaries")
+    parser.add_argument("--step-curves", action="store_true",
+                        help=f"also run (a) with StepCurves(every_n_steps={STEP_CURVES_EVERY}) in the same rounds and "
+                             "print its training throughput relative to (a)")
     parser.add_argument("--fit-only", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -418,7 +446,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data_dir = args.data_dir or tmp
         if not args.data_dir:
             write_fashion_mnist(data_dir, num_train=sizes["num_train"], num_test=sizes["num_test"], seed=SEED)
-        raw = measure(data_dir, args.rounds, tuple(args.batch_sizes), args.accelerator, quiet=not args.verbose)
+        pipelines = PIPELINES + ((STEP_CURVES_PIPELINE,) if args.step_curves else ())
+        raw = measure(data_dir, args.rounds, tuple(args.batch_sizes), args.accelerator, quiet=not args.verbose,
+                      pipelines=pipelines)
         fit_rss = fit_peak_rss(data_dir, args.batch_sizes[0], args.accelerator)
         num_images = len(FashionMNIST(data_dir, train=True, download=False))
     num_val = round(num_images * VAL_FRACTION)
@@ -431,7 +461,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "platform": platform.platform()},
         "config": {"quick": args.quick, "rounds": args.rounds, "batch_sizes": args.batch_sizes,
                    "num_train_samples": num_images - num_val, "num_val_samples": num_val,
-                   "pipelines": list(PIPELINES)},
+                   "pipelines": list(pipelines)},
         "results": summarize(raw),
         "peak_rss_mib": {"ours_fit": fit_rss, "ours_fit_batch_size": args.batch_sizes[0],
                          "benchmark_process": peak_rss_mib()},

@@ -15,7 +15,6 @@ from lit_reg.callbacks.figures import save_to_run
 from lit_reg.callbacks.split_predictions import (
     NotApplicableError,
     class_names,
-    is_image_batch,
     run_title,
     show_image,
     split_data,
@@ -103,17 +102,14 @@ class SampleGrid(Callback):
 
     def augment(self, datamodule: pl.LightningDataModule, images: Tensor) -> Tensor:
         """``images`` (uint8) augmented as training batches are, seeded with ``seed``; the global RNG untouched."""
-        with torch.random.fork_rng(devices=[]):
+        if True:
             torch.default_generator.manual_seed(self.seed)  # the CPU generator only (torch.manual_seed seeds CUDA)
             return datamodule.augment_batch(images.cpu().float() / 255.0).clamp(0.0, 1.0)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         datamodule = getattr(trainer, "datamodule", None)
         try:
-            inputs, targets = split_data(datamodule, "train")
-            if not is_image_batch(inputs):
-                raise NotApplicableError(f"needs uint8 images (N, [C,] H, W) in the training split of "
-                                         f"{type(datamodule).__name__}, got {inputs.dtype} {tuple(inputs.shape)}")
+            inputs, targets = split_data(datamodule, "train", images=True)
             classes = class_names(datamodule)
             if classes is None:
                 raise NotApplicableError(f"needs the class names of {type(datamodule).__name__}")

@@ -1,9 +1,10 @@
-"""Class probabilities of a whole datamodule split, and the image helpers the image-figure callbacks share.
+"""Class probabilities of a whole datamodule split, and the helpers the image-figure callbacks share.
 
 :func:`predict_split` runs a classifier over ``datamodule.datasets[split]`` in chunks (eval mode, no gradients,
-the module's train/eval flags and the RNG state restored afterwards); :class:`~lit_reg.callbacks.Mistakes` and
-:class:`~lit_reg.callbacks.ConfusionMatrix` build on it. :func:`show_image`, :func:`is_image_batch` and
-:func:`run_name` are shared with :class:`~lit_reg.callbacks.SampleGrid`.
+the module's train/eval flags and the RNG state restored afterwards). :class:`SplitReport` is the base of
+:class:`~lit_reg.callbacks.Mistakes` and :class:`~lit_reg.callbacks.ConfusionMatrix`: it runs
+:func:`predict_split` when fit, validate or test ends and saves the figure. :func:`split_data`,
+:func:`show_image` and :func:`run_title` are shared with :class:`~lit_reg.callbacks.SampleGrid`.
 """
 
 from __future__ import annotations
@@ -77,11 +78,12 @@ def class_names(datamodule: Any) -> list[str] | None:
     return [str(i) for i in range(num_classes)] if num_classes else None
 
 
-def split_data(datamodule: Any, split: str) -> tuple[Tensor, Tensor]:
+def split_data(datamodule: Any, split: str, images: bool = False) -> tuple[Tensor, Tensor]:
     """``(inputs, targets)`` of ``datamodule.datasets[split]`` (set up first if needed).
 
     Raises:
-        NotApplicableError: no datamodule, no such split, or targets that are not one class index per sample.
+        NotApplicableError: no datamodule, no such split, inputs that are not images (:func:`is_image_batch`) when
+            ``images`` is set, or targets that are not one class index per sample.
     """
     if datamodule is None or not hasattr(datamodule, "datasets"):
         raise NotApplicableError("needs a datamodule with in-memory `datasets` (an InMemoryDataModule), got "
@@ -92,6 +94,10 @@ def split_data(datamodule: Any, split: str) -> tuple[Tensor, Tensor]:
     if dataset is None:
         raise NotApplicableError(f"{type(datamodule).__name__} has no {split!r} split")
     inputs, targets = dataset.inputs, dataset.targets
+    if images and not is_image_batch(inputs):
+        found = f"{inputs.dtype} {tuple(inputs.shape)}" if isinstance(inputs, Tensor) else type(inputs).__name__
+        raise NotApplicableError(f"needs uint8 images (N, [C,] H, W) in the {split!r} split of "
+                                 f"{type(datamodule).__name__}, got {found}")
     if not isinstance(targets, Tensor) or targets.dim() != 1 or targets.is_floating_point():
         raise NotApplicableError(f"needs class labels, but the {split!r} targets of {type(datamodule).__name__} "
                                  "are not one integer class index per sample (regression data?)")
@@ -293,9 +299,7 @@ class SplitReport(Callback):
             split = self.split_of(trainer, stage)
             datamodule = getattr(trainer, "datamodule", None)
             try:
-                if self.needs_images and not is_image_batch(split_data(datamodule, split)[0]):
-                    raise NotApplicableError(f"needs uint8 images (N, [C,] H, W) in the {split!r} split of "
-                                             f"{type(datamodule).__name__}")
+                split_data(datamodule, split, images=self.needs_images)
                 predictions = predict_split(pl_module, datamodule, split, self.batch_size, trainer)
                 self._titles[stage] = run_title(trainer)
                 self.collect(stage, predictions, datamodule)

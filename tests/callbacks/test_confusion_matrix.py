@@ -73,7 +73,10 @@ def test_multiclass_matrix_csv_text_and_figure(tmp_path, make_trainer, fashion_r
         for label, row in enumerate(rows):
             count, correct = expected[label].sum().item(), expected[label, label].item()
             assert (int(row["count"]), int(row["correct"])) == (count, correct)
-            assert float(row["accuracy"]) == pytest.approx(correct / count)
+            if count:
+                assert float(row["accuracy"]) == pytest.approx(correct / count)
+            else:  # the 20 validation images miss a class
+                assert row["accuracy"] == "nan"
     check_png(matrix.plot_paths["test"], matrix.last_figure)
 
     # the figure: class names on both axes, the count in every cell
@@ -179,3 +182,12 @@ def test_nothing_runs_per_training_step():
 def test_arguments_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ConfusionMatrix(**kwargs)
+
+
+def test_validate_reports_the_validation_split(tmp_path, make_trainer, fashion_root):
+    model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[4])
+    dm = fashion(fashion_root)
+    matrix = ConfusionMatrix()
+    make_trainer(callbacks=[matrix]).validate(model, datamodule=dm, verbose=False)
+    assert list(matrix.matrix) == ["val"] and torch.equal(matrix.matrix["val"], counted_by_hand(model, dm, "val"))
+    assert matrix.plot_paths["val"] == tmp_path / "confusion_matrix_val.png"

@@ -136,7 +136,7 @@ def test_regression_data_gives_one_warning_and_no_figure(tmp_path, make_trainer)
         fit(tmp_path, make_trainer, DenseRegressor(hidden_sizes=[4]), ToyRegressionDataModule("linear", batch_size=5),
             [mistakes])
     ours = [w for w in caught if "Mistakes" in str(w.message)]
-    assert len(ours) == 1 and "needs class labels" in str(ours[0].message)
+    assert len(ours) == 1 and "needs uint8 images" in str(ours[0].message)
     assert mistakes.plot_paths == {} and mistakes.last_figure is None
     assert not list(tmp_path.rglob("mistakes_*.png"))
 

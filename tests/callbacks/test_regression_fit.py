@@ -103,7 +103,8 @@ def test_the_plotted_prediction_is_the_models_output_on_the_grid(make_trainer):
     line = next(line for line in fit_plot.last_figure.axes[0].get_lines() if line.get_label() == "model")
     np.testing.assert_allclose(line.get_xdata(), grid.numpy())
     np.testing.assert_allclose(line.get_ydata(), final.numpy(), atol=1e-6)
-    panel_lines = [next(ln for ln in a.get_lines() if ln.get_label() == "model") for a in fit_plot.snapshots_figure.axes]
+    panels = fit_plot.snapshots_figure.axes
+    panel_lines = [next(ln for ln in a.get_lines() if ln.get_label() == "model") for a in panels]
     for line, snapshot in zip(panel_lines, fit_plot.snapshots, strict=True):
         np.testing.assert_allclose(line.get_ydata(), snapshot.prediction.numpy())
     scatter = fit_plot.last_figure.axes[0].collections[0]
@@ -222,11 +223,13 @@ def test_a_resumed_fit_goes_on_from_the_checkpoints_snapshots(tmp_path, make_tra
                 ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
     assert [s.epoch for s in resumed.snapshots] == [2, 4, 6]
     assert resumed.snapshots[0].weight_norm == first.snapshots[0].weight_norm
-    fresh = RegressionFit(every_n_epochs=2)  # the same callback fitted again from scratch starts afresh
-    fresh.restore_state(first.state_dict())
-    fresh._restored = False
-    fit(make_trainer, [fresh], epochs=2)
-    assert [s.epoch for s in fresh.snapshots] == [2]
+    fit(make_trainer, [first], epochs=2)  # the same callback in a new fit from scratch starts afresh
+    assert [s.epoch for s in first.snapshots] == [2]
+    loaded = RegressionFit(every_n_epochs=2)  # so does one whose state was loaded outside a run
+    loaded.load_state_dict(resumed.state_dict())
+    assert [s.epoch for s in loaded.snapshots] == [2, 4, 6]
+    fit(make_trainer, [loaded], epochs=3)
+    assert [s.epoch for s in loaded.snapshots] == [2, 3]
 
 
 def test_shown_snapshots_spread_evenly_and_keep_the_last():

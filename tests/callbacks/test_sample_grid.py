@@ -1,0 +1,170 @@
+import warnings
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from datamodules import FashionMNISTDataModule, ImageFolderDataModule, ToyRegressionDataModule
+from lit_reg.callbacks.sample_grid import SampleGrid
+from lit_reg.models import DenseClassifier, DenseRegressor
+from tests.datamodules.image_trees import write_tree
+
+
+def fashion(fashion_root, **kwargs):
+    return FashionMNISTDataModule(data_dir=str(fashion_root), batch_size=64, download=False, **kwargs)
+
+
+def fit(tmp_path, make_trainer, model, datamodule, callbacks, **trainer_kwargs):
+    logger = TensorBoardLogger(str(tmp_path), name="run", default_hp_metric=False)
+    trainer = make_trainer(max_epochs=1, logger=logger, callbacks=callbacks, limit_val_batches=0, **trainer_kwargs)
+    trainer.fit(model, datamodule=datamodule)
+    return trainer
+
+
+def check_png(path, figure):
+    width, height = figure.get_size_inches() * 100
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (round(width), round(height))
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.std() > 0 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1
+
+
+def image_panels(figure):
+    return [axes for axes in figure.axes if axes.images]
+
+
+def test_one_row_per_class_of_training_images(tmp_path, make_trainer, fashion_root):
+    dm = fashion(fashion_root)
+    grid = SampleGrid(per_class=4)
+    trainer = fit(tmp_path, make_trainer, DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[4]), dm,
+                  [grid])
+
+    assert list(grid.indices) == dm.classes and grid.panels == 40
+    targets = dm.datasets["train"].targets
+    for label, chosen in enumerate(grid.indices.values()):
+        assert len(chosen) == 4 and len(set(chosen.tolist())) == 4 and (targets[chosen] == label).all()
+    assert grid.plot_paths == {"train": tmp_path / "run" / "version_0" / "samples.png"}
+    assert grid.augmented_images is None and not (tmp_path / "run" / "version_0" / "samples_augmented.png").exists()
+    check_png(grid.plot_paths["train"], grid.last_figure)
+
+    panels = image_panels(grid.last_figure)
+    assert len(panels) == 40
+    first_chosen = grid.indices[dm.classes[0]][0]
+    assert np.array_equal(panels[0].images[0].get_array(), dm.datasets["train"].inputs[first_chosen].numpy())
+    row_titles = [axes.get_ylabel() for axes in grid.last_figure.axes if axes.get_ylabel()]
+    assert row_titles == dm.classes
+    assert "run/version_0" in grid.last_figure.get_suptitle()
+
+    events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0})
+    events.Reload()
+    assert "samples/train" in events.Tags()["images"]
+
+
+def test_the_choice_is_seeded(fashion_root):
+    dm = fashion(fashion_root)
+    dm.setup()
+    targets = dm.datasets["train"].targets
+    first = SampleGrid(seed=1).choose(targets, dm.classes)
+    again = SampleGrid(seed=1).choose(targets, dm.classes)
+    other = SampleGrid(seed=2).choose(targets, dm.classes)
+    assert all(torch.equal(first[name], again[name]) for name in dm.classes)
+    assert any(not torch.equal(first[name], other[name]) for name in dm.classes)
+
+
+def test_a_class_with_fewer_images_gives_what_it_has():
+    chosen = SampleGrid(per_class=3).choose(torch.tensor([0, 1, 0, 0, 0, 2, 2]), ["a", "b", "c", "d"])
+    assert [len(indices) for indices in chosen.values()] == [3, 1, 2, 0]
+    assert chosen["b"].tolist() == [1] and sorted(chosen["c"].tolist()) == [5, 6]
+
+
+def test_augmented_grid_is_seeded_and_leaves_the_global_rng_alone(tmp_path, make_trainer, fashion_root):
+    dm = fashion(fashion_root, augment=True, rotation=20, max_shift=2)
+    grid = SampleGrid(per_class=3)
+    trainer = fit(tmp_path, make_trainer, DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[4]), dm,
+                  [grid])
+    run = tmp_path / "run" / "version_0"
+    assert grid.plot_paths == {"train": run / "samples.png", "augmented": run / "samples_augmented.png"}
+    check_png(grid.plot_paths["augmented"], grid.last_figure)
+    assert len(image_panels(grid.last_figure)) == 30 and "BatchAugmentation" in grid.last_figure.get_suptitle()
+
+    originals = dm.datasets["train"].inputs[torch.cat(list(grid.indices.values()))].float() / 255
+    assert grid.augmented_images.shape == originals.shape
+    assert not torch.allclose(grid.augmented_images, originals)  # rotated and shifted
+    state = torch.get_rng_state()
+    again = grid.augment(dm, dm.datasets["train"].inputs[torch.cat(list(grid.indices.values()))])
+    assert torch.equal(torch.get_rng_state(), state)  # drawn from a seeded fork of the global generator
+    assert torch.equal(again, grid.augmented_images)  # the same augmented images on every run
+
+    events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0})
+    events.Reload()
+    assert {"samples/train", "samples/augmented"} <= set(events.Tags()["images"])
+
+
+def test_augmented_false_draws_only_the_plain_grid(tmp_path, make_trainer, fashion_root):
+    grid = SampleGrid(per_class=1, augmented=False)
+    fit(tmp_path, make_trainer, DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[4]),
+        fashion(fashion_root, augment=True), [grid])
+    assert list(grid.plot_paths) == ["train"] and grid.augmented_images is None
+
+
+def test_rgb_image_folder(tmp_path, make_trainer):
+    root = write_tree(tmp_path / "tree", {"cat": 6, "dog": 2})
+    dm = ImageFolderDataModule(str(root), image_size=10, grayscale=False, cache_dir=None, val_fraction=0.5,
+                               batch_size=4)
+    grid = SampleGrid(per_class=3)
+    fit(tmp_path, make_trainer, DenseClassifier(input_size=300, num_classes=2, hidden_sizes=[4]), dm, [grid])
+    assert [len(chosen) for chosen in grid.indices.values()] == [3, 1]  # dog has one training image
+    panels = image_panels(grid.last_figure)
+    assert len(panels) == 4 and panels[0].images[0].get_array().shape == (10, 10, 3)
+    check_png(grid.plot_paths["train"], grid.last_figure)
+
+
+def test_regression_data_gives_one_warning_and_no_figure(tmp_path, make_trainer):
+    grid = SampleGrid()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = fit(tmp_path, make_trainer, DenseRegressor(hidden_sizes=[4]),
+                      ToyRegressionDataModule("linear", batch_size=5), [grid])
+        trainer.fit(trainer.lightning_module, datamodule=trainer.datamodule)  # a second fit warns no more
+    ours = [w for w in caught if "SampleGrid" in str(w.message)]
+    assert len(ours) == 1 and "images" in str(ours[0].message)
+    assert grid.plot_paths == {} and grid.last_figure is None and not list(tmp_path.rglob("samples*.png"))
+
+
+
+
+def train(make_trainer, fashion_root, callbacks):
+    pl.seed_everything(0, verbose=False)
+    model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[16], dropout=0.3)
+    make_trainer(max_epochs=2, callbacks=callbacks, limit_val_batches=0).fit(
+        model, datamodule=fashion(fashion_root, augment=True))
+    return model, torch.get_rng_state()
+
+
+def test_training_result_is_unchanged(make_trainer, fashion_root):
+    plain, plain_rng = train(make_trainer, fashion_root, [])
+    watched, watched_rng = train(make_trainer, fashion_root, [SampleGrid()])
+    for a, b in zip(plain.parameters(), watched.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(plain_rng, watched_rng)
+
+
+def test_nothing_runs_per_training_step():
+    for hook in ("on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
+                 "on_train_epoch_end"):
+        assert getattr(SampleGrid, hook) is getattr(Callback, hook)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(per_class=0), "`per_class` must be a positive integer"),
+    (dict(per_class=True), "`per_class` must be a positive integer"),
+    (dict(panel_size=(1.0, -1.0)), "`panel_size` must be two positive sizes"),
+])
+def test_arguments_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SampleGrid(**kwargs)
