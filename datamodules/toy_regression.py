@@ -62,6 +62,16 @@ class ToyRegressionDataModule(InMemoryDataModule):
             raise ValueError(f"`dataset` must be one of {list(self.DATASETS)}, got {dataset!r}")
         self.dataset = dataset
 
+    def true_function(self, x: Tensor) -> Tensor:
+        """The clean curve the points scatter around, at inputs ``x``: x² (``"quadratic"``, ``"lecture000"``) or
+        2x (``"linear"``); :class:`~lit_reg.callbacks.RegressionFit` draws it as the true function.
+
+        Example:
+            >>> ToyRegressionDataModule("linear").true_function(torch.tensor([[0.5]]))
+            tensor([[1.]])
+        """
+        return x**2 if self.dataset in ("quadratic", "lecture000") else 2 * x
+
     def load_splits(self) -> dict[str, tuple[Tensor, Tensor]]:
         seed = self.LECTURE000_SEED if self.dataset == "lecture000" else self.seed
         generator = torch.Generator().manual_seed(seed)

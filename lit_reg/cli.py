@@ -22,7 +22,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 import datamodules  # noqa: F401  (registers the datamodules for --data ShortName)
-from lit_reg.callbacks import PredictionPrinter
+from lit_reg.callbacks import PredictionPrinter, WeightAveraging
 from lit_reg.defaults import DEFAULT_CALLBACKS, LOG_DIR, LOGGER, MODEL_SUMMARY_DEPTH, SEED
 from lit_reg.models import RegularizedModule
 
@@ -41,9 +41,12 @@ class LitRegCLI(LightningCLI):
     """LightningCLI with TensorBoard and the default callbacks (:data:`lit_reg.defaults.DEFAULT_CALLBACKS`) on.
 
     - ``--early_stopping.*``, ``--checkpoint.*``, ``--weight_norm.*``, ``--learning_curves.*``,
-      ``--divergence_guard.*`` and ``--progress_bar_refresh.*`` configure the callbacks (``--early_stopping
-      null``, ``--weight_norm null``, ... turn one off); the progress bar redraws every 20 batches
-      (``--progress_bar_refresh.refresh_rate 1``: after every batch, as Lightning's default);
+      ``--divergence_guard.*``, ``--progress_bar_refresh.*``, ``--overfitting_layout.*``, ``--sample_grid.*`` and
+      ``--confusion_matrix.*`` configure the default callbacks (``--early_stopping null``, ``--sample_grid null``,
+      ... turn one off); the progress bar redraws every 20 batches (``--progress_bar_refresh.refresh_rate 1``:
+      after every batch, as Lightning's default);
+    - ``--weight_averaging EMAWeightAveraging`` (``--weight_averaging.decay 0.99``) or ``--weight_averaging
+      SWAWeightAveraging`` (``--weight_averaging.swa_epoch_start 0.5``) averages the weights (off by default);
     - the TensorBoard logger writes ``logs/<model class>/version_N/`` unless
       ``--trainer.logger.init_args.name``/``save_dir`` say otherwise;
     - the datamodule's ``input_size``, ``num_classes`` / ``output_size`` and ``classes`` flow into the model;
@@ -56,6 +59,9 @@ class LitRegCLI(LightningCLI):
             "trainer.logger": {"class_path": TENSORBOARD, "init_args": {"save_dir": LOG_DIR, **LOGGER}},
             "trainer.deterministic": True,
         }
+        # first, so its end-of-fit copy of the averaged weights comes before the callbacks that draw the model
+        parser.add_lightning_class_args(WeightAveraging, "weight_averaging", subclass_mode=True, required=False)
+        defaults["weight_averaging"] = None
         for name, (callback, arguments) in DEFAULT_CALLBACKS.items():
             parser.add_lightning_class_args(callback, name, subclass_mode=True, required=False)
             defaults[name] = {"class_path": _class_path(callback), "init_args": dict(arguments)}

@@ -13,12 +13,18 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from lit_reg.callbacks import (
+    ConfusionMatrix,
     DivergenceGuard,
     EarlyStopping,
     LearningCurves,
     ModelCheckpoint,
+    OverfittingLayout,
     ProgressBarRefreshRate,
+    SampleGrid,
     WeightNormMonitor,
+)
+from lit_reg.callbacks import (
+    weight_averaging as make_weight_averaging,
 )
 
 LOG_DIR = "logs"
@@ -45,6 +51,10 @@ DEFAULT_CALLBACKS: dict[str, tuple[type[Callback], dict[str, Any]]] = {
     "weight_norm": (WeightNormMonitor, {}),
     "learning_curves": (LearningCurves, {}),
     "progress_bar_refresh": (ProgressBarRefreshRate, {"refresh_rate": PROGRESS_BAR_REFRESH_RATE}),
+    # the cheap figures: nothing per step; quiet where they do not apply (no images, no classes)
+    "overfitting_layout": (OverfittingLayout, {}),
+    "sample_grid": (SampleGrid, {"warn": False}),
+    "confusion_matrix": (ConfusionMatrix, {"warn": False}),
 }
 
 
@@ -63,13 +73,17 @@ def default_logger(name: str, save_dir: str = LOG_DIR, **kwargs: Any) -> TensorB
 
 def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, learning_curves: bool = True,
                       progress_bar_refresh_rate: int | None = PROGRESS_BAR_REFRESH_RATE, monitor: str = "val_loss",
-                      mode: str = "min", restore_best_weights: bool = True, **early_stopping_kwargs: Any,
-                      ) -> list[Callback]:
+                      mode: str = "min", restore_best_weights: bool = True, figures: bool = True,
+                      weight_averaging: str | None = None, weight_averaging_kwargs: dict[str, Any] | None = None,
+                      **early_stopping_kwargs: Any) -> list[Callback]:
     """``EarlyStopping`` on ``val_loss`` (patience 5), a ``ModelCheckpoint`` keeping the best (whose weights the
     model holds when ``fit`` returns) and one writing ``last.ckpt`` every epoch, ``DivergenceGuard`` (stops a run
     whose loss becomes NaN/inf before it overwrites a checkpoint), ``WeightNormMonitor``, ``LearningCurves`` and
     ``ProgressBarRefreshRate`` (the progress bar redraws every 20 batches; a no-op with
-    ``enable_progress_bar=False``).
+    ``enable_progress_bar=False``), and the cheap figures: ``OverfittingLayout`` (train vs validation overlaid in
+    TensorBoard's custom scalars), ``SampleGrid`` (training images per class, at the start) and
+    ``ConfusionMatrix`` (validation at the end of fit, and ``test``), which cost nothing per step and stay quiet
+    where they do not apply (regression data).
 
     Args:
         early_stopping: include ``EarlyStopping``; False for runs that must last ``max_epochs``.
@@ -82,18 +96,27 @@ def default_callbacks(early_stopping: bool = True, weight_norm: bool = True, lea
             ``monitor="val_acc", mode="max"``.
         restore_best_weights: after ``trainer.fit`` the model holds the best checkpoint's weights, not the last
             epoch's (``last.ckpt`` still holds the last epoch, for resuming).
+        figures: include ``OverfittingLayout``, ``SampleGrid`` and ``ConfusionMatrix``.
+        weight_averaging: ``"ema"`` or ``"swa"`` puts :func:`~lit_reg.callbacks.weight_averaging`'s callback first
+            in the list (the averaged weights are validated, checkpointed and kept); None: no averaging.
+        weight_averaging_kwargs: its arguments, e.g. ``{"decay": 0.99}`` (EMA) or ``{"swa_epoch_start": 0.5}``.
         early_stopping_kwargs: overrides of the ``EarlyStopping`` defaults, e.g. ``patience=3``.
 
     Example:
         >>> [type(c).__name__ for c in default_callbacks(patience=3)]  # doctest: +NORMALIZE_WHITESPACE
         ['EarlyStopping', 'ModelCheckpoint', 'ModelCheckpoint', 'DivergenceGuard', 'WeightNormMonitor',
-         'LearningCurves', 'ProgressBarRefreshRate']
+         'LearningCurves', 'ProgressBarRefreshRate', 'OverfittingLayout', 'SampleGrid', 'ConfusionMatrix']
+        >>> type(default_callbacks(weight_averaging="ema", weight_averaging_kwargs={"decay": 0.99})[0]).__name__
+        'EMAWeightAveraging'
     """
     included = {"early_stopping": early_stopping, "weight_norm": weight_norm, "learning_curves": learning_curves,
-                "progress_bar_refresh": progress_bar_refresh_rate is not None}
+                "progress_bar_refresh": progress_bar_refresh_rate is not None, "overfitting_layout": figures,
+                "sample_grid": figures, "confusion_matrix": figures}
     monitored = {"monitor": monitor, "mode": mode}
     overrides = {"early_stopping": {**monitored, **early_stopping_kwargs},
                  "checkpoint": {**monitored, "restore_best_weights": restore_best_weights},
                  "learning_curves": monitored, "progress_bar_refresh": {"refresh_rate": progress_bar_refresh_rate}}
-    return [cls(**{**arguments, **overrides.get(name, {})}) for name, (cls, arguments) in DEFAULT_CALLBACKS.items()
-            if included.get(name, True)]
+    averaging = [] if weight_averaging is None else [
+        make_weight_averaging(weight_averaging, **(weight_averaging_kwargs or {}))]
+    return averaging + [cls(**{**arguments, **overrides.get(name, {})})
+                        for name, (cls, arguments) in DEFAULT_CALLBACKS.items() if included.get(name, True)]

@@ -44,6 +44,8 @@ class ConfusionMatrix(SplitReport):
         normalize: draw each row as shares of its true class instead of counts (:attr:`matrix` stays counts).
         stages: which of ``"val"`` and ``"test"`` to report.
         batch_size: samples per forward pass over the split.
+        warn: warn once where it draws nothing (regression data, no images); the defaults (``default_callbacks``,
+            the CLI) pass False, so toy regression runs stay quiet.
         figsize: size of the figure in inches (saved at 100 dpi); None grows it with the number of classes from
             6.4×4.8 (640×480 pixels).
 
@@ -65,10 +67,10 @@ class ConfusionMatrix(SplitReport):
     name = "confusion_matrix"
 
     def __init__(self, normalize: bool = False, stages: Sequence[str] = SplitReport.STAGES, batch_size: int = 1024,
-                 figsize: tuple[float, float] | None = None) -> None:
+                 figsize: tuple[float, float] | None = None, warn: bool = True) -> None:
         if figsize is not None and (len(figsize) != 2 or min(figsize) <= 0):
             raise ValueError(f"`figsize` must be None or two positive sizes in inches, got {figsize!r}")
-        super().__init__(stages=stages, batch_size=batch_size)
+        super().__init__(stages=stages, batch_size=batch_size, warn=warn)
         self.normalize = normalize
         self.figsize = None if figsize is None else (float(figsize[0]), float(figsize[1]))
         self.matrix: dict[str, Tensor] = {}

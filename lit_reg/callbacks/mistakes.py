@@ -33,6 +33,8 @@ class Mistakes(SplitReport):
         stages: which of ``"val"`` and ``"test"`` to report.
         batch_size: samples per forward pass over the split.
         panel_size: size of one image panel with its title, in inches (saved at 100 dpi).
+        warn: warn once where it draws nothing (regression data, no images); the defaults (``default_callbacks``,
+            the CLI) pass False, so toy regression runs stay quiet.
 
     Attributes:
         indices: ``{stage: (k,) indices into the split}`` of the images shown, most confident first
@@ -56,12 +58,12 @@ class Mistakes(SplitReport):
     needs_images = True
 
     def __init__(self, count: int = 16, stages: Sequence[str] = SplitReport.STAGES, batch_size: int = 1024,
-                 panel_size: tuple[float, float] = (1.8, 2.0)) -> None:
+                 panel_size: tuple[float, float] = (1.8, 2.0), warn: bool = True) -> None:
         if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
             raise ValueError(f"`count` must be a positive integer, got {count!r}")
         if len(panel_size) != 2 or min(panel_size) <= 0:
             raise ValueError(f"`panel_size` must be two positive sizes in inches, got {panel_size!r}")
-        super().__init__(stages=stages, batch_size=batch_size)
+        super().__init__(stages=stages, batch_size=batch_size, warn=warn)
         self.count = count
         self.panel_size = (float(panel_size[0]), float(panel_size[1]))
         self.indices: dict[str, Tensor] = {}

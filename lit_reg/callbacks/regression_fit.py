@@ -194,6 +194,21 @@ class RegressionFit(FitOnlyState, FitStateKey):
         candidate = getattr(getattr(trainer, "datamodule", None), "true_function", None)
         return candidate if callable(candidate) else None
 
+    def evaluate_true_function(self, trainer: pl.Trainer, grid: Tensor) -> Tensor | None:
+        """The true function on ``grid`` ``(n,)``; None without one, or (after a warning) when it fails."""
+        function = self.resolve_true_function(trainer)
+        if function is None:
+            return None
+        try:
+            values = torch.as_tensor(function(grid.unsqueeze(1))).detach().float().reshape(-1).cpu()
+            if len(values) != len(grid):
+                raise ValueError(f"it gave {len(values)} values for {len(grid)} inputs")
+        except Exception as error:  # a plot must not end the fit
+            rank_zero_warn(f"{type(self).__name__}: the true function failed on inputs of shape "
+                           f"{(len(grid), 1)} ({error}); it is not drawn")
+            return None
+        return values
+
     # -- hooks ------------------------------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         points = self.find_points(trainer)
@@ -208,10 +223,8 @@ class RegressionFit(FitOnlyState, FitStateKey):
         self.snapshots = [s for s in self.snapshots if s.epoch <= trainer.current_epoch] if resumed else []
         self._restored = False
         self.grid = grid
-        function = self.resolve_true_function(trainer)
-        self.true_values = None if function is None else torch.as_tensor(
-            function(grid.unsqueeze(1))).detach().float().reshape(-1).cpu()
-        self.title = run_name(trainer)
+        self.true_values = self.evaluate_true_function(trainer, grid)
+        self.title = run_name(trainer) if trainer.is_global_zero else ""
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epochs = trainer.current_epoch + 1

@@ -45,6 +45,8 @@ class SampleGrid(Callback):
         seed: seed of the choice of images and of the augmentation.
         augmented: also draw the augmented grid when the datamodule augments.
         panel_size: size of one image panel in inches (saved at 100 dpi).
+        warn: warn once where it draws nothing (regression data, no images); the defaults (``default_callbacks``,
+            the CLI) pass False, so toy regression runs stay quiet.
 
     Attributes:
         indices: ``{class name: indices into the training split}`` of the images drawn (fewer than
@@ -64,7 +66,7 @@ class SampleGrid(Callback):
     """
 
     def __init__(self, per_class: int = 5, seed: int = 0, augmented: bool = True,
-                 panel_size: tuple[float, float] = (1.0, 1.0)) -> None:
+                 panel_size: tuple[float, float] = (1.0, 1.0), warn: bool = True) -> None:
         if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class <= 0:
             raise ValueError(f"`per_class` must be a positive integer, got {per_class!r}")
         if len(panel_size) != 2 or min(panel_size) <= 0:
@@ -80,7 +82,7 @@ class SampleGrid(Callback):
         self._images: Tensor | None = None
         self._title = ""
         self._augmentation = ""
-        self._warned = False
+        self._warned = not warn
 
     @property
     def panels(self) -> int:
@@ -102,7 +104,7 @@ class SampleGrid(Callback):
 
     def augment(self, datamodule: pl.LightningDataModule, images: Tensor) -> Tensor:
         """``images`` (uint8) augmented as training batches are, seeded with ``seed``; the global RNG untouched."""
-        if True:
+        with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(self.seed)  # the CPU generator only (torch.manual_seed seeds CUDA)
             return datamodule.augment_batch(images.cpu().float() / 255.0).clamp(0.0, 1.0)
 

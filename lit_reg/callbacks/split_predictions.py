@@ -246,6 +246,8 @@ class SplitReport(Callback):
     Args:
         stages: which of ``"val"`` and ``"test"`` to report.
         batch_size: samples per forward pass over the split.
+        warn: warn once where it draws nothing (regression data, no images); the defaults (``default_callbacks``,
+            the CLI) pass False, so toy regression runs stay quiet.
 
     Raises:
         ValueError: naming ``stages`` or ``batch_size`` when out of range.
@@ -257,7 +259,7 @@ class SplitReport(Callback):
     #: whether the split's inputs must be uint8 images
     needs_images = False
 
-    def __init__(self, stages: Sequence[str] = STAGES, batch_size: int = 1024) -> None:
+    def __init__(self, stages: Sequence[str] = STAGES, batch_size: int = 1024, warn: bool = True) -> None:
         if isinstance(stages, str) or not stages or not set(stages) <= set(self.STAGES):
             raise ValueError(f"`stages` must be a non-empty subset of {list(self.STAGES)}, got {stages!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
@@ -267,7 +269,7 @@ class SplitReport(Callback):
         self.plot_paths: dict[str, Path] = {}
         self.last_figure: Figure | None = None
         self._titles: dict[str, str] = {}
-        self._warned = False
+        self._warned = not warn
 
     def split_of(self, trainer: pl.Trainer, stage: str) -> str:
         """The datamodule split evaluated for ``stage``."""

@@ -150,15 +150,18 @@ class StepCurves(Callback):
         self._last_logged_step = -1
         self._old_flag: Any = _MISSING
         self._epoch = 0
+        self._run_dir = Path()
 
     # -- hooks ------------------------------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._reset()
         self.history = []
         self.last_figure = None
-        keep: list[float] | deque[float] = [] if self.live_plot else deque(maxlen=self.window)
-        self.batch_losses = keep
+        # the live figure draws every batch of the fit; the averages need the last `window` only
+        self.batch_losses = [] if self.live_plot else deque(maxlen=self.window)
         self.batch_accuracies = [] if self.live_plot else deque(maxlen=self.window)
+        if self.live_plot:  # asked on every rank: Lightning broadcasts the run folder from rank 0
+            self._run_dir = Path(trainer.log_dir or trainer.default_root_dir)
         self._active = trainer.is_global_zero
         self._last_logged_step = trainer.global_step  # 0, or the step a resumed fit starts from: not logged again
         if self._active:
@@ -194,11 +197,10 @@ class StepCurves(Callback):
             self._flush()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._active:
-            return
-        self._flush()
-        self._restore_flag(pl_module)
-        if self.live_plot and self.batch_losses:
+        if self._active:
+            self._flush()
+            self._restore_flag(pl_module)
+        if self.live_plot:  # on every rank: save_to_run asks all of them for the run folder, draws on rank 0
             self.plot_path = save_to_run(trainer, lambda: self._figure(trainer), self.filename, "live_training")
         self._active = False
 
@@ -254,7 +256,7 @@ class StepCurves(Callback):
 
     def _draw(self, trainer: pl.Trainer) -> None:
         figure = self._figure(trainer)
-        path = Path(trainer.log_dir or trainer.default_root_dir) / self.filename
+        path = self._run_dir / self.filename
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=DPI)
         self.plot_path = path

@@ -8,7 +8,6 @@ weights, and with the averaged weights used only where they mean something: vali
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,9 +80,10 @@ class WeightAveraging(callbacks.WeightAveraging):
       ``torch.optim.swa_utils.update_bn`` does. The batches come from ``trainer.datamodule.train_dataloader()`` (else
       the fit's train dataloader) through the model's and the datamodule's batch-transfer hooks, so they are
       normalized as in training but not augmented (``trainer.training`` is False during the pass: the statistics
-      are those of the inputs validation and test see). The pass takes as many batches as a training epoch
-      (``limit_train_batches``), runs only when the average changed since the last one, and leaves the global
-      random generators as they were (dropout draws in it do not change the fit). Lightning alone averages the
+      are those of the inputs validation and test see). The pass takes the batches ``limit_train_batches`` allows,
+      runs only when the average changed since the last one (once per validation at most; never for a model without
+      batch norm), leaves the global random generators as they were (its dropout draws do not change the fit) and,
+      under DDP, gives every rank the same statistics (:func:`update_batch_norm`). Lightning alone averages the
       running statistics of the weights seen during training (or, with ``use_buffers=False``, copies the current
       ones), which are not those of the averaged weights.
     - **the average only once there is one**: until the first update (SWA before its start epoch, EMA before its
@@ -97,6 +97,9 @@ class WeightAveraging(callbacks.WeightAveraging):
       writes include it (Lightning updates in ``on_train_epoch_end``, after that validation). ``last.ckpt``
       therefore resumes the average exactly.
 
+    A ``ModelCheckpoint(save_weights_only=True)`` gets the current weights, not the averaged ones: Lightning asks
+    no callback about weights-only checkpoints (a warning says so).
+
     The averaged model lives on the model's device (``device`` to keep it elsewhere) and holds a copy of every
     parameter and buffer: the memory of the model once more. The training itself (the current weights, the
     optimizer, the random draws) is the same as without the callback.
@@ -109,6 +112,9 @@ class WeightAveraging(callbacks.WeightAveraging):
 
     Attributes:
         num_averaged: how many weight sets the average holds (0 before the first update).
+
+    Raises:
+        ValueError: naming ``recompute_batch_norm`` when it is not a bool.
 
     Example:
         >>> WeightAveraging().num_averaged
@@ -133,7 +139,7 @@ class WeightAveraging(callbacks.WeightAveraging):
         return 0 if self._average_model is None else int(self._average_model.n_averaged)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "x": 1}
+        return {**super().state_dict(), "latest_update_epoch": self._latest_update_epoch}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if not self._fitting:
@@ -156,6 +162,10 @@ class WeightAveraging(callbacks.WeightAveraging):
             self._statistics_of = None
             self._swapped = False
             super().setup(trainer, pl_module, stage)
+            if any(getattr(c, "save_weights_only", False) for c in trainer.checkpoint_callbacks):
+                self._warn_once("weights_only", f"{type(self).__name__}: a ModelCheckpoint with "
+                                                "save_weights_only=True saves the current weights, not the averaged "
+                                                "ones (Lightning calls no callback for weights-only checkpoints)")
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().teardown(trainer, pl_module, stage)
@@ -239,7 +249,9 @@ class WeightAveraging(callbacks.WeightAveraging):
         else:
             self._ensure_statistics(trainer, pl_module)
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
-        if self._swapped:
+        if self._swapped:  # the entries share memory with the weights: copy them before swapping back
+            for key in ("state_dict", "current_model_state"):
+                checkpoint[key] = {name: value.detach().clone() for name, value in checkpoint[key].items()}
             self._swap_models(pl_module)
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -260,16 +272,30 @@ class WeightAveraging(callbacks.WeightAveraging):
         return [*module.parameters(), *module.buffers()]
 
 
+def _batch_limit(limit: int | float | None, loader: Any) -> int | None:
+    """How many of ``loader``'s batches ``limit_train_batches`` allows (None: all)."""
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        return limit
+    if limit is None or limit >= 1.0:
+        return None
+    try:
+        return max(1, int(len(loader) * limit))
+    except TypeError:  # no length: an iterable dataset
+        return None
+
+
 def update_batch_norm(module: nn.Module, loader: Any, trainer: pl.Trainer, pl_module: pl.LightningModule,
                       norms: list[nn.modules.batchnorm._BatchNorm] | None = None) -> int:
     """Recompute the running statistics of ``module``'s batch-norm layers from ``loader``'s batches.
 
     ``torch.optim.swa_utils.update_bn`` for a Lightning fit: reset the statistics, then one pass with the whole
     module in train mode and ``momentum=None`` (each layer's ``running_mean``/``running_var`` become the plain
-    average of its batch means/unbiased variances), at most ``trainer.num_training_batches`` batches. Each batch goes
-    through ``pl_module``'s ``on_before_batch_transfer``, ``transfer_batch_to_device`` and ``on_after_batch_transfer``
-    (the datamodule's when it has them) with ``trainer.training`` False, and its first element (or the batch itself)
-    into ``module``. Modes and momenta are restored, and so are the global random generators; on an error the old
+    average of its batch means/unbiased variances), over the batches ``trainer.limit_train_batches`` allows (all of
+    them by default). Under DDP every rank makes the pass and the statistics are then averaged over the ranks (the
+    same on all: a datamodule's loader is not sharded; the fit's own loader is). Each batch goes through
+    ``pl_module``'s ``on_before_batch_transfer``, ``transfer_batch_to_device`` and ``on_after_batch_transfer`` (the
+    datamodule's when it has them) with ``trainer.training`` False, and its first element (or the batch itself) into
+    ``module``. Modes and momenta are restored, and so are the global random generators; on an error the old
     statistics are restored before it propagates.
 
     Returns:
@@ -281,8 +307,7 @@ def update_batch_norm(module: nn.Module, loader: Any, trainer: pl.Trainer, pl_mo
     saved = [(buffer, buffer.detach().clone()) for norm in norms for buffer in norm.buffers()]
     modes = [(m, m.training) for m in module.modules()]
     momenta = [(norm, norm.momentum) for norm in norms]
-    limit = trainer.num_training_batches
-    limit = int(limit) if isinstance(limit, (int, float)) and math.isfinite(limit) and limit > 0 else None
+    limit = _batch_limit(trainer.limit_train_batches, loader)
     target = next(iter(module.parameters()), norms[0].running_mean).device
     count = 0
     try:
@@ -301,6 +326,11 @@ def update_batch_norm(module: nn.Module, loader: Any, trainer: pl.Trainer, pl_mo
                 inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
                 module(inputs.to(target) if isinstance(inputs, Tensor) else inputs)
                 count += 1
+            if trainer.world_size > 1:  # every rank makes the pass: one set of statistics for all
+                root = trainer.strategy.root_device
+                for norm in norms:
+                    for buffer in (norm.running_mean, norm.running_var):
+                        buffer.copy_(trainer.strategy.reduce(buffer.to(root, copy=True), reduce_op="mean"))
     except BaseException:
         for buffer, value in saved:
             buffer.data.copy_(value)

@@ -146,6 +146,11 @@ class RegularizedModule(pl.LightningModule):
         ValueError: naming the argument, for any value outside its allowed range or set of names.
     """
 
+    #: set by :class:`~lit_reg.callbacks.StepCurves` for the length of a fit: keep the last training batch's
+    #: ``(preds, target)``, detached, as the metrics take them, in :attr:`last_train_batch`
+    keep_last_train_batch: bool = False
+    last_train_batch: tuple[Tensor, Tensor] | None = None
+
     # pragma: no mutate start (mutmut's trampolines would hide this frame from Lightning's save_hyperparameters)
     def __init__(
         self,
@@ -446,6 +451,8 @@ class RegularizedModule(pl.LightningModule):
             loss = loss + self.penalty() + self.activity_penalty()
         loss_mean: DeferredUpdates = getattr(self, f"{stage}_loss_mean")
         preds, labels = self.metric_inputs(outputs.detach(), target)
+        if stage == "train" and self.keep_last_train_batch:
+            self.last_train_batch = (preds, labels)
         for metric in metrics.values(copy_state=False):
             metric.defer(preds, labels)
         # the loss once per sample: a batch-size weighted mean, as `self.log(..., batch_size=n)` gave

@@ -144,20 +144,27 @@ def test_the_strip_shows_at_most_max_panels(make_trainer):
 
 
 def test_the_true_function_from_the_argument_or_the_datamodule(make_trainer):
-    class WithTruth(ToyRegressionDataModule):
-        def true_function(self, x):
-            return 2 * x
+    class WithoutTruth(ToyRegressionDataModule):
+        true_function = None
 
     from_data, neither = RegressionFit(), RegressionFit()
     from_argument = RegressionFit(true_function=lambda x: x**2, num_points=300)  # another key than from_data's
-    fit(make_trainer, [from_data, from_argument], epochs=1, data=WithTruth("linear", batch_size=10))
-    fit(make_trainer, [neither], epochs=1)
+    # ToyRegressionDataModule("linear") knows its clean line, y = 2x
+    fit(make_trainer, [from_data, from_argument], epochs=1, data=ToyRegressionDataModule("linear", batch_size=10))
+    fit(make_trainer, [neither], epochs=1, data=WithoutTruth("linear", batch_size=10))
     torch.testing.assert_close(from_data.true_values, 2 * from_data.grid)
     torch.testing.assert_close(from_argument.true_values, from_argument.grid**2)  # the argument wins
     assert neither.true_values is None
     labels = [[line.get_label() for line in fit_plot.last_figure.axes[0].get_lines()]
               for fit_plot in (from_data, neither)]
     assert labels == [["true function", "model"], ["model"]]
+
+
+def test_a_failing_true_function_gives_one_warning_and_is_left_out(make_trainer):
+    fit_plot = RegressionFit(true_function=lambda x: x[:3])
+    with pytest.warns(UserWarning, match=r"RegressionFit: the true function failed on inputs of shape \(400, 1\)"):
+        fit(make_trainer, [fit_plot], epochs=1)
+    assert fit_plot.true_values is None and fit_plot.plot_path.is_file()
 
 
 def test_two_feature_data_gives_one_warning_and_draws_nothing(tmp_path, make_trainer):

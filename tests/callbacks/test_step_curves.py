@@ -8,16 +8,17 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from datamodules import FashionMNISTDataModule, ToyRegressionDataModule
 from lit_reg.callbacks.step_curves import StepCurves, batch_hits, moving_average
-from lit_reg.models import DenseClassifier, DenseRegressor
+from lit_reg.models import BitmojiClassifier, DenseClassifier, DenseRegressor
 
 BATCH = 8  # 180 training images after the 10 % validation split: 23 batches per epoch, the last one of 4
 
 
-class KeepsLastBatch(DenseClassifier):
-    """DenseClassifier with the change StepCurves asks of the base: keep the last training (preds, target)."""
+class KeepsLast:
+    """The change StepCurves asks of the base model: keep the last training (preds, target) while asked to."""
 
     keep_last_train_batch = False
     last_train_batch = None
@@ -29,15 +30,16 @@ class KeepsLastBatch(DenseClassifier):
         return preds, labels
 
 
-class KeepsLastRegression(DenseRegressor):
-    keep_last_train_batch = False
-    last_train_batch = None
+class KeepsLastBatch(KeepsLast, DenseClassifier):
+    pass
 
-    def metric_inputs(self, outputs, target):
-        preds, labels = super().metric_inputs(outputs, target)
-        if self.training and self.keep_last_train_batch:
-            self.last_train_batch = (preds, labels)
-        return preds, labels
+
+class KeepsLastRegression(KeepsLast, DenseRegressor):
+    pass
+
+
+class KeepsLastBinary(KeepsLast, BitmojiClassifier):
+    pass
 
 
 class ByHand(Callback):
@@ -163,6 +165,25 @@ def test_regression_logs_the_loss_only_without_a_warning(tmp_path, make_trainer,
     logged, _ = scalars(trainer.log_dir)
     assert "train_loss_step" in logged and "train_acc_step" not in logged
     assert not [w for w in recwarn if "StepCurves" in str(w.message)]
+
+
+def test_binary_accuracy_thresholds_the_probability_at_one_half(make_trainer):
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    y = (x[:, 0] > 0).long()
+    hand, curves = [], StepCurves(every_n_steps=4, window=4)
+
+    class ByHandBinary(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            with torch.no_grad():
+                hand.append(float(((pl_module(batch[0]).sigmoid() >= 0.5).long() == batch[1]).float().mean()))
+
+    make_trainer(max_epochs=2, callbacks=[ByHandBinary(), curves]).fit(
+        KeepsLastBinary(input_size=4, hidden_sizes=[8], lr=0.05, dropout=0.0),
+        DataLoader(TensorDataset(x, y), batch_size=8))
+    assert [h["step"] for h in curves.history] == [4, 8, 12, 16]
+    assert [h["train_acc_step"] for h in curves.history] == pytest.approx([hand[h["step"] - 1] for h in curves.history])
+    assert curves.history[-1]["train_acc_step_avg"] == pytest.approx(np.mean(hand[-4:]))
 
 
 class PlainClassifier(pl.LightningModule):

@@ -62,11 +62,11 @@ def bn_classifier(dropout=0.0):
                            lr=0.05)
 
 
-def fit_toy(make_trainer, averaging, epochs=3, **trainer_kwargs):
+def fit_toy(make_trainer, averaging, epochs=3, extra=(), **trainer_kwargs):
     torch.manual_seed(0)
     model = DenseRegressor(hidden_sizes=[8], lr=0.02)
     recorder = Recorder()
-    trainer = make_trainer(max_epochs=epochs, callbacks=[recorder, averaging], **trainer_kwargs)
+    trainer = make_trainer(max_epochs=epochs, callbacks=[recorder, averaging, *extra], **trainer_kwargs)
     trainer.fit(model, datamodule=ToyRegressionDataModule("quadratic", batch_size=8))
     return model, recorder, trainer
 
@@ -288,5 +288,58 @@ def test_batch_norm_pass_at_the_end_of_a_fit_without_validation_sees_unaugmented
     model = bn_classifier()
     make_trainer(max_epochs=1, limit_val_batches=0, callbacks=[EMAWeightAveraging(decay=0.8)]).fit(model, datamodule=dm)
     mean, var = by_hand_statistics(model.net[0], [dm.transform_inputs(x) for x, _ in dm.train_dataloader()])
+    torch.testing.assert_close(model.net[1].running_mean, mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model.net[1].running_var, var, atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoints_before_the_average_starts_hold_the_current_weights(make_trainer, tmp_path):
+    every = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), monitor="val_loss", save_top_k=-1,
+                            filename="{epoch}")
+    torch.manual_seed(0)
+    model, recorder = DenseRegressor(hidden_sizes=[8], lr=0.02), Recorder()
+    trainer = make_trainer(max_epochs=3, enable_checkpointing=True,
+                           callbacks=[recorder, SWAWeightAveraging(swa_epoch_start=2), every])
+    trainer.fit(model, datamodule=ToyRegressionDataModule("quadratic", batch_size=8))
+    for epoch in range(3):
+        checkpoint = torch.load(tmp_path / "ckpt" / f"epoch={epoch}.ckpt", weights_only=False)
+        assert_same(checkpoint["state_dict"], recorder.epochs[epoch], atol=0)  # epoch 2: an average of one
+
+
+class SaveDuringValidation(Callback):
+    def __init__(self, path):
+        self.path = path
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if batch_idx == 0 and trainer.current_epoch == 1:
+            trainer.save_checkpoint(self.path)
+
+
+def test_a_checkpoint_saved_during_validation_holds_the_average_and_the_current_weights(make_trainer, tmp_path):
+    torch.manual_seed(0)
+    model, recorder = DenseRegressor(hidden_sizes=[8], lr=0.02), Recorder()
+    path = tmp_path / "during.ckpt"
+    averaging = EMAWeightAveraging(decay=0.7)
+    trainer = make_trainer(max_epochs=2, callbacks=[recorder, averaging, SaveDuringValidation(path)])
+    trainer.fit(model, datamodule=ToyRegressionDataModule("quadratic", batch_size=8))
+    checkpoint = torch.load(path, weights_only=False)
+    assert_same(checkpoint["state_dict"], recorder.validations[1], atol=0)
+    assert_same(checkpoint["current_model_state"], recorder.epochs[1], atol=0)
+
+
+def test_weights_only_checkpoints_are_warned_about(make_trainer, tmp_path):
+    weights_only = ModelCheckpoint(dirpath=str(tmp_path), monitor="val_loss", save_weights_only=True)
+    with pytest.warns(UserWarning, match="save_weights_only=True saves the current weights"):
+        fit_toy(make_trainer, EMAWeightAveraging(decay=0.7), epochs=1, extra=[weights_only], enable_checkpointing=True)
+
+
+@pytest.mark.parametrize("limit", [2, 0.4])
+def test_batch_norm_pass_takes_the_batches_limit_train_batches_allows(make_trainer, limit):
+    torch.manual_seed(0)
+    model = DenseRegressor(hidden_sizes=[8], batchnorm=True, lr=0.02)
+    dm = ToyRegressionDataModule("quadratic", batch_size=8)
+    trainer = make_trainer(max_epochs=2, limit_train_batches=limit, callbacks=[EMAWeightAveraging(decay=0.8)])
+    trainer.fit(model, datamodule=dm)
+    assert int(model.net[1].num_batches_tracked) == 2
+    mean, var = by_hand_statistics(model.net[0], [x for x, _ in dm.train_dataloader()][:2])
     torch.testing.assert_close(model.net[1].running_mean, mean, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(model.net[1].running_var, var, atol=1e-5, rtol=1e-5)

@@ -19,9 +19,10 @@ def test_decision_boundary_example_fits_the_moons_and_draws_every_configuration(
     rows = example("decision_boundary").main(["--fast", "--out", "out"])
     assert torch.get_num_threads() == threads  # the example gives the threads back
     configurations = [(r["experiment"], r["configuration"]) for r in rows]
+    depth_runs = [f"{a}, {d} hidden layer{'s' * (d > 1)}" for a in ("relu", "tanh") for d in (1, 2, 3, 4)]
     assert configurations == [
-        *(("activation/depth", f"{a}, {d} hidden layer{'s' * (d > 1)}") for a in ("relu", "tanh") for d in (1, 2, 3, 4)),
-        ("regularization", "no penalty"), ("regularization", "L2 penalty 1e-3"), ("regularization", "dropout 0.3")]
+        *(("activation/depth", label) for label in depth_runs),
+        ("regularization", "no penalty"), ("regularization", "L2 penalty 1e-2"), ("regularization", "dropout 0.3")]
     for row in rows:
         assert 0.75 < row["train acc"] <= 1.0 and 0.7 < row["val acc"] <= 1.0, row
         assert 1.0 < row["boundary length"] < 30 and 0.0 < row["mean |grad p|"] < 10, row
@@ -38,5 +39,5 @@ def test_decision_boundary_example_fits_the_moons_and_draws_every_configuration(
     assert_png(out / "smoothness.png", (900, 380))
     runs = sorted(p.parent.parent.name for p in out.glob("*/version_0/decision_boundary.png"))
     assert runs == sorted([f"{a}_depth_{d}" for a in ("relu", "tanh") for d in (1, 2, 3, 4)]
-                          + ["no_penalty", "L2_penalty_1e-3", "dropout_0.3"])
+                          + ["no_penalty", "L2_penalty_1e-2", "dropout_0.3"])
     assert "plot: out/activation_depth.png" in printed
