@@ -58,8 +58,9 @@ mutation: $(MUTATION_VENV)/.mutmut ## mutation testing of the core modules (mutm
 	$(MUTATION_VENV)/bin/mutmut run --max-children 2 $(MUTANTS)
 	$(MUTATION_VENV)/bin/python tools/mutation_report.py --out mutants/report.md
 
-bench: $(VENV)/.runtime ## one-epoch throughput: lit_reg fit vs hand loop, lecture pipeline, bare Lightning (minutes)
+bench: $(VENV)/.runtime ## throughput (lit_reg fit vs hand loop, lecture pipeline, bare Lightning) and each regularizer's step cost (minutes)
 	$(BIN)/python bench/throughput.py --json bench/throughput.json
+	$(BIN)/python bench/regularizer_cost.py --json bench/regularizer_cost.json
 
 bench-bitmoji: $(VENV)/.runtime ## train both Bitmoji configs over seeds 0 1 2, print the val-accuracy table
 	$(BIN)/python bench/bitmoji.py

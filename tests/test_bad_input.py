@@ -145,6 +145,8 @@ CASES = [
      r"`mixup_alpha` mixes class targets, but DenseRegressor is a regressor; leave mixup_alpha unset"),
     ("unknown dropout mode", ["fit", *FASHION, "--model.dropout_mode", "spatial"], 1,
      r"`dropout_mode` must be one of \['alpha', 'bernoulli', 'dropconnect', 'gaussian'\], got 'spatial'"),
+    ("unknown weight-averaging callback", ["fit", *FASHION, "--weight_averaging", "Polyak"], 2,
+     r"Parser key \"weight_averaging\":(.|\n)*Polyak"),
     ("unknown label_noise_mode", ["fit", *FASHION, "--data.label_noise", "0.5", "--data.label_noise_mode", "swap"],
      1, r"`label_noise_mode` must be one of \['other_class', 'shuffle'\], got 'swap'"),
     ("unknown early-stopping rule", ["fit", *FASHION, "--early_stopping.rule", "nope"], 1,
@@ -236,6 +238,8 @@ TABLE_ROWS = {
     "`--model.max_norm 0`, `--model.mixup_alpha 0`": ["max_norm <= 0", "mixup alpha <= 0"],
     "`--model.mixup_alpha 0.2` on a regressor": ["mixup on a regressor"],
     "`--model.dropout_mode spatial`": ["unknown dropout mode"],
+    "`--weight_averaging Polyak` (scripts: `default_callbacks(weight_averaging=\"polyak\")`)": [
+        "unknown weight-averaging callback", "test_unknown_weight_averaging_name_in_a_script"],
     "`--data.label_noise_mode swap`": ["unknown label_noise_mode"],
     "`--early_stopping.rule nope`": ["unknown early-stopping rule"],
     "a classifier on regression data, or a regressor on class labels": ["classifier on regression data",
@@ -409,3 +413,10 @@ def test_resuming_from_a_checkpoint_of_another_class_in_a_script(workspace, make
     error = raised_by(lambda: trainer.fit(DenseRegressor(), datamodule=ToyRegressionDataModule(),
                                           ckpt_path=workspace["good_ckpt"]))
     assert (type(error), str(error)) == (ValueError, expected)
+
+
+def test_unknown_weight_averaging_name_in_a_script():
+    from lit_reg import default_callbacks
+
+    with pytest.raises(ValueError, match=r"^`weight_averaging` must be one of \['ema', 'swa'\], got 'polyak'$"):
+        default_callbacks(weight_averaging="polyak")

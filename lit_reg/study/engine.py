@@ -183,8 +183,28 @@ def _differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     return lines
 
 
+def grown(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether ``wanted`` only adds variants or seeds to a stored variant study: same metric and mode, every stored
+    variant unchanged, every stored seed kept.
+
+    Example:
+        >>> old = {"variants": {"a": {}}, "seeds": [0], "metric": "val_loss", "mode": "min"}
+        >>> grown(old, {**old, "variants": {"a": {}, "b": {"model.dropout": 0.2}}, "seeds": [0, 1]})
+        True
+        >>> grown(old, {**old, "variants": {"a": {"model.dropout": 0.1}}})
+        False
+    """
+    if "variants" not in stored or "variants" not in wanted:
+        return False
+    same = all(stored.get(key) == wanted.get(key) for key in ("metric", "mode"))
+    kept = all(wanted["variants"].get(name) == overrides for name, overrides in stored["variants"].items())
+    return same and kept and set(stored.get("seeds", [])) <= set(wanted.get("seeds", []))
+
+
 def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, create: bool = True) -> optuna.Study:
-    """Create the study (enqueuing every pair) or load it, refusing one whose variants, seeds or metric differ.
+    """Create the study (enqueuing every pair) or load it, refusing one whose variants, seeds or metric differ,
+    unless the study file only adds variants or seeds (:func:`grown`): then the new pairs run and the finished
+    trials are kept.
 
     Raises:
         ValueError: the stored study was made from another version of the study file (the message lists what
@@ -210,7 +230,11 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, create: bo
                 break
             time.sleep(0.1)
             stored = optuna.load_study(study_name=spec.name, storage=storage).user_attrs.get("fingerprint")
-        if stored is not None and stored != fingerprint:
+        if stored is not None and stored != fingerprint and grown(stored, fingerprint):
+            study.set_user_attr("fingerprint", fingerprint)  # recover() enqueues the new pairs
+            print(f"lit-reg study {spec.name}: the study file adds {'; '.join(_differences(stored, fingerprint))}; "
+                  "the finished trials are kept", flush=True)
+        elif stored is not None and stored != fingerprint:
             where = f"study file {spec.path}" if spec.path else "the study"
             raise ValueError(f"{where} differs from the stored study {spec.name!r}: "
                              f"{'; '.join(_differences(stored, fingerprint))}. Rerun with --new to start a new study "

@@ -165,6 +165,27 @@ def test_changed_variants_are_refused_then_new_keeps_the_old(finished: Path, cap
     (finished / "tiny.yaml").write_text(TINY)
 
 
+def test_a_study_file_that_only_adds_variants_or_seeds_runs_just_the_new_pairs(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    small = TINY.replace("seeds: [0, 1]", "seeds: [0]").replace("max_epochs: 3", "max_epochs: 1")
+    (tmp_path / "tiny.yaml").write_text(small)
+    cli_main(["study", "tiny.yaml", "--workers", "1"])
+    folder = study_dir("tiny", tmp_path / "logs")
+    before = {(t.user_attrs["variant"], t.user_attrs["seed"]): t.value for t in load(folder).trials}
+    (tmp_path / "tiny.yaml").write_text(small.replace("wd: {model.weight_decay: 0.05}",
+                                                      "wd: {model.weight_decay: 0.05}, drop: {model.dropout: 0.1}")
+                                        .replace("seeds: [0]", "seeds: [0, 1]"))
+    capsys.readouterr()
+    cli_main(["study", "tiny.yaml", "--workers", "1"])
+    out = capsys.readouterr().out
+    assert "adds variants added ['drop']; seeds [0] -> [0, 1]" in out and "2 done, 4 to run" in out
+    after = {(t.user_attrs["variant"], t.user_attrs["seed"]): t.value for t in load(folder).trials}
+    assert by_pair(load(folder)) == {(v, s): 1 for v in ("plain", "wd", "drop") for s in (0, 1)}
+    assert {pair: after[pair] for pair in before} == before  # the finished trials are kept, not rerun
+    assert not (folder / "plain" / "seed_0" / "version_1").exists()
+
+
 def test_two_workers_run_every_pair_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny.yaml").write_text(TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2]"))
