@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo study-demo test test-fast lint mutation bench bench-bitmoji bench-fashion-mnist tensorboard clean-logs
+.PHONY: help demo study-demo test test-fast lint mutation bench bench-bitmoji bench-fashion-mnist figures tensorboard clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ bench-bitmoji: $(VENV)/.runtime ## train both Bitmoji configs over seeds 0 1 2, 
 
 bench-fashion-mnist: $(VENV)/.bench ## real FashionMNIST: the lectures' nets, ours, its ablations, scikit-learn; seeds 0 1 2 (hours)
 	$(BIN)/python bench/fashion_mnist.py --json bench/fashion_mnist.json
+
+figures: $(VENV)/.runtime ## redraw the pictures of docs/figures.md into docs/images/ (about 20 s)
+	$(BIN)/python docs/make_figures.py
 
 tensorboard: $(VENV)/.runtime ## open TensorBoard on logs/
 	$(BIN)/tensorboard --logdir logs

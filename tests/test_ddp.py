@@ -131,3 +131,38 @@ def test_readme_ddp_fork_command_trains_and_prints_where_the_run_went(tmp_path, 
     # the main process of ddp_fork gets the best path back from rank 0, not its score
     printed = re.search(r"^Best checkpoint:   (\S+)( \(val_loss=\d+\.\d{4}\))?$", result.stdout, re.M)
     assert printed and tmp_path / printed.group(1) == checkpoints / best
+
+
+class RankRecordingPlots:
+    """Mixin for a figure callback: appends the rank that draws to ``<folder>/plotted_by_rank<R>.txt``."""
+
+    folder = ""
+
+    def plot(self, *args, **kwargs):
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        with open(Path(self.folder) / f"plotted_by_rank{rank}.txt", "a") as record:
+            record.write(f"{type(self).__name__}\n")
+        return super().plot(*args, **kwargs)
+
+
+@pytest.mark.slow
+def test_figures_are_drawn_by_rank_0_only_and_written_once(tmp_path, fashion_root):
+    from datamodules import FashionMNISTDataModule
+    from lit_reg.callbacks import ConfusionMatrix, Mistakes, SampleGrid
+
+    records = tmp_path / "records"
+    records.mkdir()
+    callbacks = []
+    for base in (SampleGrid, ConfusionMatrix, Mistakes):
+        recording = type(f"Recording{base.__name__}", (RankRecordingPlots, base), {"folder": str(records)})
+        callbacks.append(recording(stages=("val",)) if base is not SampleGrid else recording())
+    model = DenseClassifier(hidden_sizes=[8])
+    ddp = pl.Trainer(accelerator="cpu", strategy="ddp_fork", devices=2, max_epochs=1, enable_progress_bar=False,
+                     enable_model_summary=False, logger=default_logger("DenseClassifier", save_dir=str(tmp_path)),
+                     callbacks=[*default_callbacks(figures=False), *callbacks, RecordRanks(str(records))])
+    ddp.fit(model, datamodule=FashionMNISTDataModule(data_dir=str(fashion_root), batch_size=32, download=False))
+    assert sorted(p.name for p in records.iterdir()) == ["plotted_by_rank0.txt", "trained_rank0", "trained_rank1"]
+    assert sorted((records / "plotted_by_rank0.txt").read_text().split()) == [
+        "RecordingConfusionMatrix", "RecordingMistakes", "RecordingSampleGrid"]
+    run = tmp_path / "DenseClassifier" / "version_0"
+    assert {"samples.png", "confusion_matrix_val.png", "mistakes_val.png"} <= {p.name for p in run.iterdir()}
