@@ -43,7 +43,8 @@ def summarize(trials: Sequence[dict[str, Any]], baseline: str) -> list[dict[str,
     n = 1), ``<test metric>_mean``/``<test metric>_std`` for every test metric any trial has (``test_loss_mean``;
     a name without the ``test_`` prefix gets it; None where the variant has none), ``train_acc_mean``/``_std`` (the
     best checkpoint's accuracy on the training split, from a trial's ``train``), ``gap_mean``/``gap_std`` (the
-    generalization gap, ``train_acc - test_acc`` per trial), ``weight_norm_mean`` (the total weight norm at the end of
+    generalization gap, ``train_acc - test_acc`` per trial), ``test_acc_vs_baseline`` (the difference of the mean test
+    accuracy to the baseline's with its Welch interval, as ``vs_baseline``; only with a test accuracy), ``weight_norm_mean`` (the total weight norm at the end of
     each trial, the last of its ``weight_norms``), ``best_epoch_mean``
     (**1-based**: the first epoch is 1; the trials store it 0-based), ``epochs_mean``, ``wall_s_mean``, and the
     comparison with the baseline: ``diff`` = mean(variant) - mean(baseline), ``ci_low``/``ci_high`` its 95 %
@@ -75,6 +76,9 @@ def summarize(trials: Sequence[dict[str, Any]], baseline: str) -> list[dict[str,
             test_values = [float(t["test"][name]) for t in group if name in (t.get("test") or {})]
             column = name if name.startswith("test_") else f"test_{name}"
             row[f"{column}_mean"], row[f"{column}_std"] = _mean_std(test_values)
+        if "test_acc" in test_names or "acc" in test_names:
+            row["test_acc_vs_baseline"] = _compare(_test_accuracies(group), _test_accuracies(groups[baseline]),
+                                                   is_baseline=variant == baseline)["vs_baseline"]
         trained = [t for t in group if "train_acc" in (t.get("train") or {})]
         row["train_acc_mean"], row["train_acc_std"] = _mean_std([float(t["train"]["train_acc"]) for t in trained])
         row["gap_mean"], row["gap_std"] = _mean_std([float(t["train"]["train_acc"]) - float(t["test"]["test_acc"])
@@ -100,16 +104,19 @@ def format_markdown(rows: Sequence[dict[str, Any]], baseline: str) -> str:
              f"Δ = mean(variant) − mean(baseline `{baseline}`) with a {CONFIDENCE:.0%} confidence interval from "
              f"{CI_METHOD}; `*`: the interval excludes zero; n/a: fewer than 2 seeds on a side or no spread. "
              "Best epoch is 1-based.", ""]
+    compared = [("Δ test_acc [95% CI]", "test_acc_vs_baseline")] if "test_acc_vs_baseline" in rows[0] else []
     extra = [(label, key) for label, key in (("train_acc", "train_acc"), ("gap (train − test acc)", "gap"),
                                              ("final weight norm", "weight_norm"))
              if any(row[f"{key}_mean"] is not None for row in rows)]
     header = ["rank", "variant", "n", f"{metric} (mean ± std)", f"Δ vs {baseline} [{CONFIDENCE:.0%} CI]",
-              *test_names, *(label for label, _ in extra), "best epoch", "epochs", "wall s"]
+              *test_names, *(label for label, _ in compared), *(label for label, _ in extra), "best epoch", "epochs",
+              "wall s"]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
         cells = [str(row["rank"]), f"`{row['variant']}`", str(row["n"]),
                  _pm(row["best_mean"], row["best_std"]), row["vs_baseline"],
                  *(_pm(row[f"{name}_mean"], row[f"{name}_std"]) for name in test_names),
+                 *(row[key] for _, key in compared),
                  *(_pm(row[f"{key}_mean"], row.get(f"{key}_std")) for _, key in extra),
                  _num(row["best_epoch_mean"], ".1f"), _num(row["epochs_mean"], ".1f"), _num(row["wall_s_mean"], ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -208,6 +215,11 @@ def _check(trials: Sequence[dict[str, Any]]) -> tuple[str, str]:
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {list(MODES)}, got {mode!r}")
     return metric, mode
+
+
+def _test_accuracies(group: Sequence[dict[str, Any]]) -> list[float]:
+    tests = [t.get("test") or {} for t in group]
+    return [float(test.get("test_acc", test.get("acc"))) for test in tests if "test_acc" in test or "acc" in test]
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -71,8 +71,11 @@ def test_training_accuracy_generalization_gap_and_final_weight_norm() -> None:
     assert rows["wd"]["gap_std"] == pytest.approx(statistics.stdev([0.02, 0.01, 0.03]))
     assert rows["wd"]["weight_norm_mean"] == statistics.mean([3.0, 4.0, 5.0])  # the last norm of each trial
     table = format_markdown(summarize(trials, "plain"), "plain")
-    assert "| train_acc | gap (train − test acc) | final weight norm |" in table
+    assert "| Δ test_acc [95% CI] | train_acc | gap (train − test acc) | final weight norm |" in table
     assert "0.1767 ± 0.023" in table  # plain's gap
+    low, high = welch_interval([0.88, 0.9, 0.89], [0.8, 0.82, 0.79])
+    assert rows["wd"]["test_acc_vs_baseline"] == f"{statistics.mean([0.88, 0.9, 0.89]) - statistics.mean([0.8, 0.82, 0.79]):+.4g} [{low:+.4g}, {high:+.4g}] *"
+    assert rows["plain"]["test_acc_vs_baseline"] == "baseline"
 
 
 def test_no_training_scores_no_gap_columns() -> None:
