@@ -17,6 +17,26 @@ samples/s of one training epoch (54,000 images after the 10 % validation split) 
     ``FashionMNISTDataModule`` with no logger, callbacks, checkpoints, progress bar or model summary. What
     any ``Trainer.fit`` pays per step over (b); (a) adds our logging, callbacks, checkpoints and bar to it.
 
+With ``--precision-rows``, in the same rounds and against the same (b):
+
+(e) ``hand_bf16``: (b) with its training and validation loops under ``torch.autocast(device, dtype=torch.bfloat16)``;
+(f) ``ours_bf16``: (a) with ``Trainer(precision="bf16-mixed")``;
+
+and with ``--compile-rows`` (g) ``ours_compile``: (a) with ``DenseClassifier(compile=True)`` (``--compile-mode``:
+torch.compile's mode, e.g. ``reduce-overhead`` for CUDA graphs on a GPU), fitted for two epochs: the second epoch is
+timed (the first compiles; its time is reported as the warm-up). A second table gives (b), (e), (f), (g) and their
+ratios to (b), and (f)/(a): what bf16 gains inside lit_reg.
+
+With ``--time-to-accuracy``: seconds until the net first reaches ``--target-acc`` (0.88) validation accuracy, for
+(f) ours in bf16 (``default_callbacks()``, validated every quarter epoch, ``val_check_interval``) against (b) the
+fp32 hand loop validated after the same batches, at ``--tta-batch-size`` (64), at most ``--tta-max-epochs``
+epochs, the median over the rounds (round r seeds both with 42 + r). The clock runs from the first training batch
+(Lightning: ``on_train_start``, after setup and the sanity check) to the end of the validation that reaches the
+target, validation included. Meant for the real data (``--data-dir /usr/share/datasets/fashion-mnist``);
+``--quick`` uses a target of 0.3.
+
+``--device-cache`` keeps the splits on the GPU (``FashionMNISTDataModule(device_cache=True)``) for (a), (d), (f), (g).
+
 With ``--step-curves`` a fifth pipeline, ``ours_step_curves``, runs (a) with
 :class:`~lit_reg.callbacks.step_curves.StepCurves` ``(every_n_steps=50)`` added, in the same rounds; a line
 under the table gives its training samples/s against (a)'s and their ratio (1.00x: no cost). The table itself
@@ -42,6 +62,8 @@ Usage::
     python bench/throughput.py --quick          # a few hundred samples: checks that everything runs
     python bench/throughput.py --json out.json  # also write the numbers
     python bench/throughput.py --step-curves    # also (a) with StepCurves(every_n_steps=50), its ratio to (a)
+    python bench/throughput.py --precision-rows --compile-rows --time-to-accuracy \
+        --data-dir /usr/share/datasets/fashion-mnist  # bf16 and compile rows, and time to 0.88 val accuracy
 """
 
 from __future__ import annotations
@@ -50,6 +72,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import os
 import platform
 import resource
@@ -58,7 +81,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytorch_lightning as pl
@@ -82,7 +105,22 @@ from lit_reg.models.dense import build_dense_stack
 
 PIPELINES = ("ours", "hand", "lecture", "lightning")
 LABELS = {"ours": "(a) lit_reg fit", "hand": "(b) hand loop", "lecture": "(c) lecture",
-          "lightning": "(d) bare Lightning", "ours_step_curves": "(a) + StepCurves"}
+          "lightning": "(d) bare Lightning", "ours_step_curves": "(a) + StepCurves",
+          "hand_bf16": "(e) hand loop bf16", "ours_bf16": "(f) lit_reg fit bf16",
+          "ours_compile": "(g) lit_reg fit compiled"}
+#: ``--precision-rows`` and ``--compile-rows``: the pipelines they add, and the ratios (of training samples/s) reported
+PRECISION_PIPELINES = ("hand_bf16", "ours_bf16")
+COMPILE_PIPELINE = "ours_compile"
+EXTRA_RATIOS = (("hand_bf16", "hand"), ("ours_bf16", "hand"), ("ours_compile", "hand"), ("ours_bf16", "ours"),
+                ("ours_compile", "ours"))
+BF16 = "bf16-mixed"
+#: ``--time-to-accuracy``: the validation accuracy to reach, validations per epoch, the most epochs tried
+TARGET_ACC = 0.88
+QUICK_TARGET_ACC = 0.3
+TTA_VAL_PER_EPOCH = 4
+TTA_MAX_EPOCHS = 20
+QUICK_TTA_MAX_EPOCHS = 3
+TTA_BATCH_SIZE = 64
 #: ``--step-curves``: (a) with ``StepCurves(every_n_steps=STEP_CURVES_EVERY)``, compared with (a) in the same rounds
 STEP_CURVES_PIPELINE = "ours_step_curves"
 STEP_CURVES_EVERY = 50
@@ -98,19 +136,22 @@ SEED = 42
 
 
 class EpochTimer(Checkpoint):
-    """Seconds of the training epoch (validation excluded) and of the validation loop inside it.
+    """Seconds of the last training epoch (validation excluded) and of the validation loop inside it.
 
     A ``Checkpoint`` only so that Lightning runs its hooks after the checkpoint callbacks' (it moves them last),
     which write their files in ``on_train_epoch_end``: the writes are timed as part of the epoch.
+    ``first_train_s`` keeps the first epoch's training seconds (with ``compile``: the compilation's).
     """
 
     def __init__(self) -> None:
         self.train_s = 0.0
         self.val_s = 0.0
+        self.first_train_s: float | None = None
         self._start = 0.0
         self._val_start: float | None = None
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.val_s = 0.0
         self._start = time.perf_counter()
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -124,24 +165,33 @@ class EpochTimer(Checkpoint):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.train_s = time.perf_counter() - self._start - self.val_s
+        if self.first_train_s is None:
+            self.first_train_s = self.train_s
 
 
-def _trainer(workdir: str, accelerator: str, logger: Any, callbacks: list[Callback]) -> pl.Trainer:
+def _trainer(workdir: str, accelerator: str, logger: Any, callbacks: list[Callback], **kwargs: Any) -> pl.Trainer:
     """The Trainer (a) and (c) share: one epoch, progress bar, summary and sanity check at their defaults."""
-    return pl.Trainer(max_epochs=1, accelerator=accelerator, devices=1, logger=logger, callbacks=callbacks,
-                      default_root_dir=workdir)
+    return pl.Trainer(**{"max_epochs": 1, "accelerator": accelerator, "devices": 1, "logger": logger,
+                         "callbacks": callbacks, "default_root_dir": workdir, **kwargs})
 
 
 def _timed_fit(model: pl.LightningModule, trainer: pl.Trainer, timer: EpochTimer, num_train: int, num_val: int,
                **fit_kwargs: Any) -> dict[str, float]:
     trainer.fit(model, **fit_kwargs)
-    return {"train": num_train / timer.train_s, "val": num_val / timer.val_s}
+    result = {"train": num_train / timer.train_s, "val": num_val / timer.val_s}
+    if trainer.max_epochs > 1:  # the timed epoch is the last; the first one's seconds are the warm-up
+        result["first_epoch_s"], result["epoch_s"] = timer.first_train_s, timer.train_s
+    return result
+
+
+#: ``--device-cache``: the datamodules keep their splits on the GPU (a no-op on the CPU)
+DEVICE_CACHE = False
 
 
 def _datamodule(data_dir: str, batch_size: int = 64) -> FashionMNISTDataModule:
     """The datamodule every pipeline takes its split, statistics or tensors from, set up."""
     dm = FashionMNISTDataModule(data_dir, batch_size=batch_size, val_fraction=VAL_FRACTION, seed=SEED,
-                                download=False)
+                                download=False, device_cache=DEVICE_CACHE)
     dm.setup()
     return dm
 
@@ -153,14 +203,30 @@ def _timed_fit_on(dm: FashionMNISTDataModule, model: pl.LightningModule, trainer
 
 # -- (a) lit_reg, as a user calls it ---------------------------------------------------------------------
 def run_ours(data_dir: str, workdir: str, batch_size: int, accelerator: str,
-             extra_callbacks: tuple[Callback, ...] = ()) -> dict[str, float]:
+             extra_callbacks: tuple[Callback, ...] = (), precision: str | None = None,
+             model_kwargs: dict[str, Any] | None = None, max_epochs: int = 1) -> dict[str, float]:
     dm = _datamodule(data_dir, batch_size)
     model = DenseClassifier(input_size=dm.input_size, num_classes=dm.num_classes, hidden_sizes=HIDDEN,
-                            optimizer="rmsprop", lr=LR)
+                            optimizer="rmsprop", lr=LR, **(model_kwargs or {}))
     timer = EpochTimer()
     trainer = _trainer(workdir, accelerator, default_logger("DenseClassifier", save_dir=workdir),
-                       [*default_callbacks(), *extra_callbacks, timer])
+                       [*default_callbacks(), *extra_callbacks, timer], precision=precision, max_epochs=max_epochs)
     return _timed_fit_on(dm, model, trainer, timer)
+
+
+def run_ours_bf16(data_dir: str, workdir: str, batch_size: int, accelerator: str) -> dict[str, float]:
+    """(f): (a) in bf16 mixed precision."""
+    return run_ours(data_dir, workdir, batch_size, accelerator, precision=BF16)
+
+
+#: ``--compile-mode``: torch.compile's mode for (g); None: torch's default
+COMPILE_MODE: str | None = None
+
+
+def run_ours_compile(data_dir: str, workdir: str, batch_size: int, accelerator: str) -> dict[str, float]:
+    """(g): (a) with ``compile=True``, two epochs, the second one timed (the first one compiles)."""
+    return run_ours(data_dir, workdir, batch_size, accelerator, max_epochs=2,
+                    model_kwargs={"compile": True, "compile_mode": COMPILE_MODE})
 
 
 def run_ours_step_curves(data_dir: str, workdir: str, batch_size: int, accelerator: str) -> dict[str, float]:
@@ -169,42 +235,68 @@ def run_ours_step_curves(data_dir: str, workdir: str, batch_size: int, accelerat
 
 
 # -- (b) the hand-written loop ---------------------------------------------------------------------------
-def run_hand(data_dir: str, workdir: str, batch_size: int, accelerator: str) -> dict[str, float]:
-    dm = _datamodule(data_dir)
-    device = torch.device("cuda" if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available())
-                          else "cpu")
-    (x_train, y_train), (x_val, y_val) = (
-        (t.to(device) for t in (dm.datasets[s].inputs, dm.datasets[s].targets)) for s in ("train", "val"))
-    mean, std = dm.mean.to(device), dm.std.to(device)
-    net = build_dense_stack(dm.input_size, HIDDEN, dm.num_classes, "relu", 0.0, False).to(device)
-    optimizer = torch.optim.RMSprop(net.parameters(), lr=LR)
+class HandLoop:
+    """(b)'s net, optimizer and in-memory splits; ``bf16``: the steps under ``torch.autocast`` to bfloat16 (e)."""
 
-    def batch(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        return ((x[index].float() / 255.0 - mean) / std).flatten(1)
+    def __init__(self, data_dir: str, accelerator: str, bf16: bool = False) -> None:
+        dm = _datamodule(data_dir)
+        self.device = device = torch.device(
+            "cuda" if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()) else "cpu")
+        (self.x_train, self.y_train), (self.x_val, self.y_val) = (
+            (t.to(device) for t in (dm.datasets[s].inputs, dm.datasets[s].targets)) for s in ("train", "val"))
+        self.mean, self.std = dm.mean.to(device), dm.std.to(device)
+        self.net = build_dense_stack(dm.input_size, HIDDEN, dm.num_classes, "relu", 0.0, False).to(device)
+        self.optimizer = torch.optim.RMSprop(self.net.parameters(), lr=LR)
+        self.bf16 = bf16
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+
+    def batch(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return ((x[index].float() / 255.0 - self.mean) / self.std).flatten(1)
+
+    def train_batches(self, batch_size: int) -> Iterator[None]:
+        """One epoch of training steps in a random order; yields after each step."""
+        self.net.train()
+        order = torch.randperm(len(self.x_train), device=self.device)
+        for index in order.split(batch_size):
+            with self.autocast():
+                loss = F.cross_entropy(self.net(self.batch(self.x_train, index)), self.y_train[index])
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            yield
+
+    def validate(self, batch_size: int) -> tuple[float, float]:
+        """Mean loss and accuracy on the validation split."""
+        self.net.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        with torch.inference_mode(), self.autocast():
+            for index in torch.arange(len(self.x_val), device=self.device).split(batch_size):
+                outputs, target = self.net(self.batch(self.x_val, index)), self.y_val[index]
+                loss_sum += F.cross_entropy(outputs, target, reduction="sum")
+                correct += (outputs.argmax(1) == target).sum()
+        return loss_sum.item() / len(self.x_val), correct.item() / len(self.x_val)
+
+
+def run_hand(data_dir: str, workdir: str, batch_size: int, accelerator: str, bf16: bool = False) -> dict[str, float]:
+    loop = HandLoop(data_dir, accelerator, bf16)
     start = time.perf_counter()
-    net.train()
-    order = torch.randperm(len(x_train), device=device)
-    for index in order.split(batch_size):
-        loss = F.cross_entropy(net(batch(x_train, index)), y_train[index])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    _sync(device)
+    for _ in loop.train_batches(batch_size):
+        pass
+    _sync(loop.device)
     train_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    net.eval()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    with torch.inference_mode():
-        for index in torch.arange(len(x_val), device=device).split(batch_size):
-            outputs, target = net(batch(x_val, index)), y_val[index]
-            loss_sum += F.cross_entropy(outputs, target, reduction="sum")
-            correct += (outputs.argmax(1) == target).sum()
-    _ = loss_sum.item() / len(x_val), correct.item() / len(x_val)
+    loop.validate(batch_size)
     val_s = time.perf_counter() - start
-    return {"train": len(x_train) / train_s, "val": len(x_val) / val_s}
+    return {"train": len(loop.x_train) / train_s, "val": len(loop.x_val) / val_s}
+
+
+def run_hand_bf16(data_dir: str, workdir: str, batch_size: int, accelerator: str) -> dict[str, float]:
+    """(e): (b) under ``torch.autocast(..., dtype=torch.bfloat16)``."""
+    return run_hand(data_dir, workdir, batch_size, accelerator, bf16=True)
 
 
 def _sync(device: torch.device) -> None:
@@ -298,7 +390,101 @@ def run_lightning(data_dir: str, workdir: str, batch_size: int, accelerator: str
 
 RUNNERS: dict[str, Callable[..., dict[str, float]]] = {
     "ours": run_ours, "hand": run_hand, "lecture": run_lecture, "lightning": run_lightning,
-    STEP_CURVES_PIPELINE: run_ours_step_curves}
+    STEP_CURVES_PIPELINE: run_ours_step_curves, "hand_bf16": run_hand_bf16, "ours_bf16": run_ours_bf16,
+    COMPILE_PIPELINE: run_ours_compile}
+
+
+# -- time to accuracy ------------------------------------------------------------------------------------
+class TimeToAccuracy(Callback):
+    """Seconds from ``on_train_start`` to the end of the first validation whose ``val_acc`` reaches ``target``;
+    then stops the fit."""
+
+    def __init__(self, target: float, batches_per_epoch: int) -> None:
+        self.target = target
+        self.batches_per_epoch = batches_per_epoch
+        self.seconds: float | None = None
+        self.epochs: float | None = None
+        self.val_acc: float | None = None
+        self._start = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.seconds is not None or "val_acc" not in trainer.callback_metrics:
+            return
+        self.val_acc = float(trainer.callback_metrics["val_acc"])
+        self.epochs = trainer.global_step / self.batches_per_epoch
+        if self.val_acc >= self.target:
+            self.seconds = time.perf_counter() - self._start
+            trainer.should_stop = True
+
+
+def _tta_result(seconds: float | None, epochs: float | None, val_acc: float | None) -> dict[str, Any]:
+    return {"seconds": seconds, "epochs": epochs, "val_acc": val_acc, "reached": seconds is not None}
+
+
+def tta_ours_bf16(data_dir: str, workdir: str, batch_size: int, accelerator: str, target: float,
+                  max_epochs: int, val_every: int) -> dict[str, Any]:
+    """(f) until ``val_acc`` >= ``target``: ``default_callbacks()``, validated every ``val_every`` batches."""
+    dm = _datamodule(data_dir, batch_size)
+    model = DenseClassifier(input_size=dm.input_size, num_classes=dm.num_classes, hidden_sizes=HIDDEN,
+                            optimizer="rmsprop", lr=LR)
+    clock = TimeToAccuracy(target, math.ceil(len(dm.datasets["train"]) / batch_size))
+    trainer = _trainer(workdir, accelerator, default_logger("DenseClassifier", save_dir=workdir),
+                       [*default_callbacks(early_stopping=False), clock], precision=BF16, max_epochs=max_epochs,
+                       val_check_interval=val_every)
+    trainer.fit(model, datamodule=dm)
+    return _tta_result(clock.seconds, clock.epochs, clock.val_acc)
+
+
+def tta_hand(data_dir: str, workdir: str, batch_size: int, accelerator: str, target: float, max_epochs: int,
+             val_every: int, bf16: bool = False) -> dict[str, Any]:
+    """(b) until its validation accuracy >= ``target``, validated after the same batches as (f)."""
+    loop = HandLoop(data_dir, accelerator, bf16)
+    batches_per_epoch = math.ceil(len(loop.x_train) / batch_size)
+    val_acc = None
+    start = time.perf_counter()
+    for epoch in range(max_epochs):
+        for batch_idx, _ in enumerate(loop.train_batches(batch_size)):
+            if (batch_idx + 1) % val_every:
+                continue
+            _, val_acc = loop.validate(batch_size)
+            if val_acc >= target:
+                return _tta_result(time.perf_counter() - start, epoch + (batch_idx + 1) / batches_per_epoch,
+                                   val_acc)
+            loop.net.train()
+    return _tta_result(None, float(max_epochs), val_acc)
+
+
+def measure_time_to_accuracy(data_dir: str, rounds: int, batch_size: int, accelerator: str, quiet: bool,
+                             target: float, max_epochs: int) -> dict[str, Any]:
+    """Medians over ``rounds`` of (f) ours in bf16 and (b) the fp32 hand loop reaching ``target``, and their ratio."""
+    num_train = len(_datamodule(data_dir).datasets["train"])
+    val_every = max(1, math.ceil(num_train / batch_size) // TTA_VAL_PER_EPOCH)
+    runs: dict[str, list[dict[str, Any]]] = {"ours_bf16": [], "hand": []}
+    for r in range(rounds):
+        for name in (("ours_bf16", "hand") if r % 2 == 0 else ("hand", "ours_bf16")):
+            torch.manual_seed(SEED + r)  # another initialization and order per round: the median is over them too
+            with tempfile.TemporaryDirectory(prefix="lit_reg_bench_") as workdir:
+                output = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
+                with output:
+                    runner = tta_ours_bf16 if name == "ours_bf16" else tta_hand
+                    result = runner(data_dir, workdir, batch_size, accelerator, target, max_epochs, val_every)
+            runs[name].append(result)
+            print(f"round {r + 1}/{rounds} time to val_acc {target}: {name:<9} "
+                  f"{result['seconds'] if result['reached'] else 'not reached'} s after {result['epochs']:.2f} "
+                  f"epochs", file=sys.stderr)
+    summary: dict[str, Any] = {"target": target, "batch_size": batch_size, "val_every_batches": val_every,
+                               "max_epochs": max_epochs}
+    for name, results in runs.items():
+        reached = [r for r in results if r["reached"]]
+        summary[name] = {
+            "seconds": statistics.median(r["seconds"] for r in reached) if len(reached) == len(results) else None,
+            "epochs": statistics.median(r["epochs"] for r in results), "rounds": results}
+    ours, hand = summary["ours_bf16"]["seconds"], summary["hand"]["seconds"]
+    summary["ratio_ours_bf16_hand"] = ours / hand if ours is not None and hand else None
+    return summary
 
 
 # -- driver ----------------------------------------------------------------------------------------------
@@ -352,7 +538,11 @@ def summarize(raw: dict[str, dict[str, list[dict[str, float]]]]) -> dict[str, An
                 "train_rounds": [r["train"] for r in rounds],
                 "val_rounds": [r["val"] for r in rounds],
             }
+            if "first_epoch_s" in rounds[0]:  # (g): the first (compiling) epoch's seconds against a later one's
+                row[pipeline]["first_epoch_s"] = statistics.median(r["first_epoch_s"] for r in rounds)
+                row[pipeline]["epoch_s"] = statistics.median(r["epoch_s"] for r in rounds)
         ratios = RATIOS + (((STEP_CURVES_PIPELINE, "ours"),) if STEP_CURVES_PIPELINE in per_pipeline else ())
+        ratios += tuple((n, d) for n, d in EXTRA_RATIOS if n in per_pipeline and d in per_pipeline)
         for numerator, denominator in ratios:
             name = f"ratio_{numerator}_{denominator}"
             row[name] = row[numerator]["train_samples_per_s"] / row[denominator]["train_samples_per_s"]
@@ -400,10 +590,50 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{row[STEP_CURVES_PIPELINE]['train_samples_per_s']:.0f} vs {row['ours']['train_samples_per_s']:.0f} "
                 f"samples/s without: {row[f'ratio_{STEP_CURVES_PIPELINE}_ours']:.3f}x (per-round median "
                 f"{row[f'ratio_{STEP_CURVES_PIPELINE}_ours_per_round_median']:.3f}x)")
+    lines += format_extra_rows(report)
     rss = report["peak_rss_mib"]
     lines += ["", f"peak RSS: {rss['ours_fit']:.0f} MiB for a lone (a) fit (batch {rss['ours_fit_batch_size']}), "
               f"{rss['benchmark_process']:.0f} MiB for this whole benchmark process"]
     return "\n".join(lines)
+
+
+def format_extra_rows(report: dict[str, Any]) -> list[str]:
+    """The table of ``--precision-rows`` / ``--compile-rows`` and the ``--time-to-accuracy`` lines (none without)."""
+    lines: list[str] = []
+    extra = [p for p in (*PRECISION_PIPELINES, COMPILE_PIPELINE) if p in report["config"]["pipelines"]]
+    if extra:
+        pipelines = ["hand", *extra]
+        ratios = [(n, d) for n, d in EXTRA_RATIOS if n in extra and d in ("hand", "ours")]
+        lines += ["", f"bf16 mixed precision and torch.compile (training samples/s; "
+                      f"{cfg_device(report)}): ratios against the fp32 hand loop (b) and our fp32 fit (a)",
+                  "| batch | " + " | ".join(LABELS[p] for p in pipelines) + " | "
+                  + " | ".join(f"{LABELS[n][1]}/{LABELS[d][1]}" for n, d in ratios) + " |",
+                  "|---:" * (1 + len(pipelines) + len(ratios)) + "|"]
+        for batch, row in report["results"].items():
+            values = [f"{row[p]['train_samples_per_s']:.0f}" for p in pipelines]
+            lines.append(f"| {batch} | {' | '.join(values)} | "
+                         + " | ".join(f"{row[f'ratio_{n}_{d}']:.2f}x" for n, d in ratios) + " |")
+        if COMPILE_PIPELINE in extra:
+            for batch, row in report["results"].items():
+                timed = row[COMPILE_PIPELINE]
+                lines.append(f"batch {batch}: (g) timed on its second epoch ({timed['epoch_s']:.1f} s); the first, "
+                             f"which compiles, took {timed['first_epoch_s']:.1f} s")
+    tta = report.get("time_to_accuracy")
+    if tta:
+        def seconds(name: str) -> str:
+            value = tta[name]["seconds"]
+            return "not reached" if value is None else f"{value:.1f} s ({tta[name]['epochs']:.2f} epochs)"
+
+        ratio = tta["ratio_ours_bf16_hand"]
+        lines += ["", f"time to {tta['target']} validation accuracy (batch {tta['batch_size']}, validated every "
+                      f"{tta['val_every_batches']} batches, at most {tta['max_epochs']} epochs, median of "
+                      f"{len(tta['hand']['rounds'])}): (f) lit_reg fit bf16 {seconds('ours_bf16')}, (b) hand loop fp32 "
+                      f"{seconds('hand')}: f/b " + ("n/a" if ratio is None else f"{ratio:.2f}x")]
+    return lines
+
+
+def cfg_device(report: dict[str, Any]) -> str:
+    return f"device {report['machine']['device']}, {report['machine']['torch_threads']} torch threads"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -424,6 +654,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step-curves", action="store_true",
                         help=f"also run (a) with StepCurves(every_n_steps={STEP_CURVES_EVERY}) in the same rounds and "
                              "print its training throughput relative to (a)")
+    parser.add_argument("--precision-rows", action="store_true",
+                        help="also run (e) the hand loop under bf16 autocast and (f) our fit in bf16-mixed in the same "
+                             "rounds, with their ratios to (b) and (a)")
+    parser.add_argument("--compile-rows", action="store_true",
+                        help="also run (g) our fit with compile=True (its second epoch timed) in the same rounds")
+    parser.add_argument("--compile-mode", help="torch.compile's mode for (g), e.g. reduce-overhead (CUDA graphs)")
+    parser.add_argument("--time-to-accuracy", action="store_true",
+                        help=f"seconds until (f) ours in bf16 and (b) the fp32 hand loop first reach --target-acc "
+                             f"validation accuracy ({TARGET_ACC}; --quick: {QUICK_TARGET_ACC})")
+    parser.add_argument("--target-acc", type=float, help=f"the validation accuracy to reach (default {TARGET_ACC})")
+    parser.add_argument("--tta-batch-size", type=int, default=TTA_BATCH_SIZE)
+    parser.add_argument("--tta-max-epochs", type=int,
+                        help=f"epochs before giving up (default {TTA_MAX_EPOCHS}; --quick {QUICK_TTA_MAX_EPOCHS})")
+    parser.add_argument("--device-cache", action="store_true",
+                        help="keep the splits on the GPU (FashionMNISTDataModule(device_cache=True))")
     parser.add_argument("--fit-only", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -432,7 +677,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    global DEVICE_CACHE, COMPILE_MODE
     args = parse_args(argv)
+    DEVICE_CACHE, COMPILE_MODE = args.device_cache, args.compile_mode
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.fit_only:
@@ -446,9 +693,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data_dir = args.data_dir or tmp
         if not args.data_dir:
             write_fashion_mnist(data_dir, num_train=sizes["num_train"], num_test=sizes["num_test"], seed=SEED)
-        pipelines = PIPELINES + ((STEP_CURVES_PIPELINE,) if args.step_curves else ())
+        pipelines = (PIPELINES + ((STEP_CURVES_PIPELINE,) if args.step_curves else ())
+                     + (PRECISION_PIPELINES if args.precision_rows else ())
+                     + ((COMPILE_PIPELINE,) if args.compile_rows else ()))
         raw = measure(data_dir, args.rounds, tuple(args.batch_sizes), args.accelerator, quiet=not args.verbose,
                       pipelines=pipelines)
+        tta = None
+        if args.time_to_accuracy:
+            target = args.target_acc if args.target_acc is not None else (
+                QUICK_TARGET_ACC if args.quick else TARGET_ACC)
+            max_epochs = args.tta_max_epochs or (QUICK_TTA_MAX_EPOCHS if args.quick else TTA_MAX_EPOCHS)
+            tta = measure_time_to_accuracy(data_dir, args.rounds, args.tta_batch_size, args.accelerator,
+                                           not args.verbose, target, max_epochs)
         fit_rss = fit_peak_rss(data_dir, args.batch_sizes[0], args.accelerator)
         num_images = len(FashionMNIST(data_dir, train=True, download=False))
     num_val = round(num_images * VAL_FRACTION)
@@ -466,6 +722,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "peak_rss_mib": {"ours_fit": fit_rss, "ours_fit_batch_size": args.batch_sizes[0],
                          "benchmark_process": peak_rss_mib()},
     }
+    if tta is not None:
+        report["time_to_accuracy"] = tta
     print(format_table(report))
     if args.json:
         with open(args.json, "w") as f:

@@ -4,6 +4,7 @@ from lit_reg.callbacks import PredictionPrinter
 from lit_reg.cuda_check import drop_unusable_nvml_check
 from lit_reg.defaults import default_callbacks, default_logger
 from lit_reg.models import BitmojiClassifier, DenseClassifier, DenseRegressor, RegularizedModule, build_dense_stack
+from lit_reg.precision import auto_precision
 
 __all__ = [
     "BitmojiClassifier",
@@ -11,6 +12,7 @@ __all__ = [
     "DenseRegressor",
     "PredictionPrinter",
     "RegularizedModule",
+    "auto_precision",
     "build_dense_stack",
     "default_callbacks",
     "default_logger",

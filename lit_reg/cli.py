@@ -25,6 +25,7 @@ import datamodules  # noqa: F401  (registers the datamodules for --data ShortNam
 from lit_reg.callbacks import PredictionPrinter, WeightAveraging
 from lit_reg.defaults import DEFAULT_CALLBACKS, LOG_DIR, LOGGER, MODEL_SUMMARY_DEPTH, SEED
 from lit_reg.models import RegularizedModule
+from lit_reg.precision import PRECISION_CHOICES, resolve_precision
 
 #: sizes (and class names) every datamodule exposes after ``__init__``, linked into the model's arguments of
 #: the same name (a model that does not take one of them ignores it)
@@ -51,8 +52,24 @@ class LitRegCLI(LightningCLI):
       ``--trainer.logger.init_args.name``/``save_dir`` say otherwise;
     - the datamodule's ``input_size``, ``num_classes`` / ``output_size`` and ``classes`` flow into the model;
     - after ``fit`` it prints the final metrics, the run folder and the best checkpoint;
-    - ``predict`` prints one line per sample (:class:`~lit_reg.callbacks.PredictionPrinter`).
+    - ``predict`` prints one line per sample (:class:`~lit_reg.callbacks.PredictionPrinter`);
+    - ``--trainer.precision auto`` (YAML ``trainer: {precision: auto}``) becomes ``bf16-mixed`` where the hardware runs
+      bfloat16 natively, else ``32-true`` (:func:`lit_reg.precision.auto_precision`), before the Trainer is built.
     """
+
+    def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """LightningCLI's, but ``trainer.precision`` also takes ``auto``: the Trainer's own type allows only
+        Lightning's values, so the trainer's arguments are added without it and it is added back as a string or
+        number, checked (one error naming the accepted values) and resolved in :meth:`before_instantiate_classes`."""
+        parser.add_class_arguments(self.trainer_class, "trainer", fail_untyped=False, instantiate=False,
+                                   sub_configs=True, skip={"precision"})
+        parser.add_argument("--trainer.precision", type=int | str | None, default=None,
+                            help=f"Lightning's precision or 'auto' (bf16-mixed where the hardware runs bfloat16 "
+                                 f"natively, else 32-true); one of {list(PRECISION_CHOICES)}")
+        parser.set_defaults({f"trainer.{k}": v for k, v in self.trainer_defaults.items() if k != "callbacks"})
+        parser.add_lightning_class_args(self._model_class, "model", subclass_mode=self.subclass_mode_model)
+        parser.add_lightning_class_args(self._datamodule_class, "data", subclass_mode=self.subclass_mode_data,
+                                        required=self.datamodule_class is not None)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         defaults: dict[str, Any] = {
@@ -99,10 +116,14 @@ class LitRegCLI(LightningCLI):
         self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
     def before_instantiate_classes(self) -> None:
-        """Refuse a model of the wrong kind for the data (:func:`check_model_fits_data`). Name the TensorBoard run
-        folder after the model class unless the user named it; with
+        """Resolve ``trainer.precision: auto`` (:func:`~lit_reg.precision.resolve_precision`; the saved ``config.yaml``
+        records the precision used). Refuse a model of the wrong kind for the data (:func:`check_model_fits_data`).
+        Name the TensorBoard run folder after the model class unless the user named it; with
         ``fit --ckpt_path last`` and no version given, resume in the newest run folder that has a ``last.ckpt``."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.get("trainer.precision") is not None:  # "auto" → the precision this hardware runs fastest
+            config["trainer.precision"] = resolve_precision(config["trainer.precision"],
+                                                            config.get("trainer.accelerator", "auto"))
         check_model_fits_data(getattr(config.get("model"), "class_path", None),
                               getattr(config.get("data"), "class_path", None))
         logger = config.get("trainer.logger")

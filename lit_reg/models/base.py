@@ -27,6 +27,8 @@ from lit_reg.registry import (
 )
 
 STAGES = ("train", "val", "test")
+#: the ``mode`` values of ``torch.compile`` (the ``compile_mode`` argument)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 #: scheduler arguments lit_reg fills in when ``lr_scheduler_kwargs`` leaves them out (see ``_scheduler_config``)
 FILLED_SCHEDULER_ARGUMENTS = {
@@ -136,6 +138,14 @@ class RegularizedModule(pl.LightningModule):
             Beta(α, α) weight λ per batch, the loss the same mix of the two targets' losses (the cross-entropy against
             the mixed one-hot, or label-smoothed, targets); training metrics score the prediction against the target
             with the larger weight. None: off.
+        compile: compile the dense stack (:attr:`net`) with ``torch.compile`` (``nn.Module.compile``: in place, so
+            the parameter names, ``state_dict`` and checkpoints stay those of the uncompiled model, without
+            ``_orig_mod.``, and load into ``compile=False``). The first steps of each kind (training, validation in
+            inference mode, the last smaller batch) compile, taking seconds to tens of seconds; then each step runs
+            the compiled code. Works on CPU (needs a C++ compiler) and CUDA.
+        compile_mode: ``torch.compile``'s ``mode`` with ``compile=True``: None (torch's default), ``default``,
+            ``reduce-overhead`` (CUDA graphs on a GPU: the per-step launch cost of a small net falls), ``max-autotune``
+            or ``max-autotune-no-cudagraphs``.
 
     ``l1_penalty``, ``l2_penalty``, ``activity_l1``, ``activity_l2`` and ``orthogonal_penalty`` are added to the
     training loss only: they show in ``train_loss``, never in ``train_data_loss``, ``val_loss`` or ``test_loss``.
@@ -180,6 +190,8 @@ class RegularizedModule(pl.LightningModule):
         activity_l2: float = 0.0,
         orthogonal_penalty: float = 0.0,
         mixup_alpha: float | None = None,
+        compile: bool = False,
+        compile_mode: str | None = None,
     ) -> None:
         super().__init__()
         self._save_own_hyperparameters()
@@ -196,8 +208,11 @@ class RegularizedModule(pl.LightningModule):
         self.scheduler_cls = None if lr_scheduler is None else lookup(LR_SCHEDULERS, lr_scheduler, "lr_scheduler")
         self._check_scheduler_kwargs(lr_scheduler, lr_scheduler_kwargs or {})
         self._check_warmup(lr_scheduler, lr_warmup)
+        self._check_compile(compile, compile_mode)
         self.net = build_dense_stack(input_size, hidden_sizes, output_size, activation, dropout, batchnorm, init,
                                      dropout_mode, input_noise)
+        if compile:  # in place: the module tree, and so the state_dict keys, stay those of the uncompiled stack
+            self.net.compile(**({} if compile_mode is None else {"mode": compile_mode}))
         self.train_metrics = deferred(self.configure_metrics(), prefix="train_")
         self.val_metrics = deferred(self._eval_metrics(), prefix="val_")
         self.test_metrics = deferred(self._eval_metrics(), prefix="test_")
@@ -310,6 +325,17 @@ class RegularizedModule(pl.LightningModule):
                              "mixup_alpha unset (None)")
 
     @staticmethod
+    def _check_compile(compile: bool, compile_mode: str | None) -> None:
+        """Raise ``ValueError`` for a ``compile_mode`` torch does not know, or one given without ``compile``."""
+        if compile_mode is None:
+            return
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f"`compile_mode` must be None or one of {list(COMPILE_MODES)}, got {compile_mode!r}")
+        if not compile:
+            raise ValueError(f"`compile_mode`={compile_mode!r} applies only with `compile`=True; set compile=True or "
+                             "leave compile_mode unset (None)")
+
+    @staticmethod
     def _check_warmup(lr_scheduler: str | None, lr_warmup: int) -> None:
         """Raise ``ValueError`` unless ``lr_warmup`` is an integer >= 0, and for a warm-up before ``plateau``."""
         if isinstance(lr_warmup, bool) or not isinstance(lr_warmup, int) or lr_warmup < 0:
@@ -416,7 +442,9 @@ class RegularizedModule(pl.LightningModule):
         if hp.l1_penalty or hp.l2_penalty:
             total = total + weight_penalty(self.penalized_parameters(), hp.l1_penalty, hp.l2_penalty)
         if hp.get("orthogonal_penalty"):
-            total = total + hp.orthogonal_penalty * orthogonality_penalty([m.weight for m in self.linear_layers])
+            # W Wᵀ from the fp32 weights in fp32: under mixed precision autocast would run the product in bf16/fp16
+            with torch.autocast(self.device.type, enabled=False):
+                total = total + hp.orthogonal_penalty * orthogonality_penalty([m.weight for m in self.linear_layers])
         return total
 
     def _record_activation(self, module: nn.Module, inputs: Any, output: Tensor) -> None:
@@ -429,7 +457,8 @@ class RegularizedModule(pl.LightningModule):
         activations, self._hidden_activations = self._hidden_activations, []
         if not activations:
             return torch.zeros((), device=self.device)
-        return activity_penalty(activations, self.hparams.activity_l1, self.hparams.activity_l2)
+        # summed in fp32 (activations are bf16/fp16 under mixed precision; `.float()` is a no-op on fp32 ones)
+        return activity_penalty([h.float() for h in activations], self.hparams.activity_l1, self.hparams.activity_l2)
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str, batch_idx: int = 0) -> Tensor:
         """Loss of the batch; updates the stage's metrics and hands them to ``self.log`` on batch 0."""
@@ -450,7 +479,8 @@ class RegularizedModule(pl.LightningModule):
         if penalized:
             loss = loss + self.penalty() + self.activity_penalty()
         loss_mean: DeferredUpdates = getattr(self, f"{stage}_loss_mean")
-        preds, labels = self.metric_inputs(outputs.detach(), target)
+        # the metrics in fp32: under mixed precision the outputs are bf16/fp16 (`.float()` is free on fp32 outputs)
+        preds, labels = self.metric_inputs(outputs.detach().float(), target)
         if stage == "train" and self.keep_last_train_batch:
             self.last_train_batch = (preds, labels)
         for metric in metrics.values(copy_state=False):
@@ -485,7 +515,7 @@ class RegularizedModule(pl.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.predict_outputs(self(x))
+        return self.predict_outputs(self(x).float())  # fp32 probabilities under mixed precision too
 
     def on_train_epoch_start(self) -> None:
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)
