@@ -44,8 +44,9 @@ def summarize(trials: Sequence[dict[str, Any]], baseline: str) -> list[dict[str,
     a name without the ``test_`` prefix gets it; None where the variant has none), ``train_acc_mean``/``_std`` (the
     best checkpoint's accuracy on the training split, from a trial's ``train``), ``gap_mean``/``gap_std`` (the
     generalization gap, ``train_acc - test_acc`` per trial), ``test_acc_vs_baseline`` (the difference of the mean test
-    accuracy to the baseline's with its Welch interval, as ``vs_baseline``; only with a test accuracy), ``weight_norm_mean`` (the total weight norm at the end of
-    each trial, the last of its ``weight_norms``), ``best_epoch_mean``
+    accuracy to the baseline's with its Welch interval, as ``vs_baseline``; only with a test accuracy),
+    ``weight_norm_mean`` (the total weight norm at the end of each trial, the last of its ``weight_norms``),
+    ``best_epoch_mean``
     (**1-based**: the first epoch is 1; the trials store it 0-based), ``epochs_mean``, ``wall_s_mean``, and the
     comparison with the baseline: ``diff`` = mean(variant) - mean(baseline), ``ci_low``/``ci_high`` its 95 %
     confidence interval from **Welch's t-test** over seeds (``scipy.stats.ttest_ind(variant, baseline,
