@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextToPath
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
@@ -29,6 +32,9 @@ CLASS_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", 
                 "tab:gray", "tab:olive", "tab:cyan")
 
 
+_TEXT_TO_PATH = TextToPath()
+
+
 def run_name(trainer: pl.Trainer) -> str:
     """The run's name for figure titles: ``<logger name>/version_<n>``, else the run folder's name."""
     logger = trainer.logger
@@ -36,6 +42,42 @@ def run_name(trainer: pl.Trainer) -> str:
         version = logger.version
         return f"{logger.name}/{version if isinstance(version, str) else f'version_{version}'}"
     return Path(trainer.log_dir or trainer.default_root_dir).name
+
+
+def text_width(text: str, fontsize: float = 12.0) -> float:
+    """The width of one line of ``text`` in inches, drawn in matplotlib's default font at ``fontsize`` points, with
+    5 % to spare (a PNG renders text a little wider than its outline measures)."""
+    width, _, _ = _TEXT_TO_PATH.get_text_width_height_descent(text, FontProperties(size=fontsize), ismath=False)
+    return 1.05 * width / 72
+
+
+def title_width(axes: Axes) -> float:
+    """The width in inches an ``axes`` title may take: it is centred over the axes, so twice the distance from
+    their centre to the nearer edge of the figure, less 0.3 in (the axes move a little in ``tight_layout``)."""
+    position = axes.get_position()
+    centre = position.x0 + position.width / 2
+    return 2 * min(centre, 1 - centre) * axes.figure.get_figwidth() - 0.3
+
+
+def wrap_title(text: str, width: float, fontsize: float = 12.0) -> str:
+    r"""``text`` broken at spaces (inside a word only where one word is too long) into the fewest lines that
+    each fit ``width`` inches at ``fontsize`` points (:func:`text_width`); each line of ``text`` on its own.
+
+    Example:
+        >>> wrap_title("a_long_experiment_name/version_0: decision boundary after 300 epochs", 4.0)
+        'a_long_experiment_name/version_0: decision\nboundary after 300 epochs'
+        >>> wrap_title("short title", 4.0)
+        'short title'
+    """
+    lines = []
+    for line in text.splitlines() or [""]:
+        columns = len(line)
+        wrapped = [line]
+        while columns > 1 and any(text_width(part, fontsize) > width for part in wrapped):
+            columns -= 1
+            wrapped = textwrap.wrap(line, columns) or [line]
+        lines.extend(wrapped)
+    return "\n".join(lines)
 
 
 def split_tensors(trainer: pl.Trainer, split: str) -> tuple[Tensor, Tensor] | None:
@@ -174,16 +216,17 @@ class BoundaryMap:
 class DecisionBoundary(Callback):
     """Draw a classifier's decision boundary over its 2-D inputs, with the data points coloured by class.
 
-    At the end of training (and after every ``every_n_epochs`` training epochs, if given) the module is
-    evaluated on a ``resolution`` × ``resolution`` grid covering the training points with ``padding`` around
-    them, in eval mode under ``no_grad`` (its train/eval mode restored afterwards). Grid points go through the
-    datamodule's ``transform_inputs`` (its normalization) like the batches do, and the module's outputs are
-    taken as logits: the softmax over C >= 2 outputs, or the sigmoid of one logit (a binary model such as
-    :class:`~lit_reg.models.BitmojiClassifier`). With two classes and ``probability`` the figure shows the
-    probability of class 1 with its 0.5 contour (the boundary); otherwise the predicted class (argmax) of
-    every grid point. It is saved as ``<trainer.log_dir>/<filename>`` (overwritten by each later drawing) and
-    added to TensorBoard as the image ``tag`` at the current global step. Everything happens on rank zero;
-    nothing is computed during the training steps.
+    At the end of training (and after every ``every_n_epochs`` training epochs, if given) the module is evaluated on
+    a ``resolution`` × ``resolution`` grid covering the training points and those of ``splits`` with ``padding``
+    around them (every point drawn lies on the map), in eval mode under ``no_grad`` (its train/eval mode restored
+    afterwards). Grid points go through the datamodule's ``transform_inputs`` (its normalization) like the batches
+    do, and the module's outputs are taken as logits: the softmax over C >= 2 outputs, or the sigmoid of one logit
+    (a binary model such as :class:`~lit_reg.models.BitmojiClassifier`). With two classes and ``probability`` the
+    figure shows the probability of class 1 with its 0.5 contour (the boundary); otherwise the predicted class
+    (argmax) of every grid point. It is saved as ``<trainer.log_dir>/<filename>`` (overwritten by each later
+    drawing) and added to TensorBoard as the image ``tag`` at the current global step; its title (the run and the
+    epochs trained) is wrapped to the width of the map. Everything happens on rank zero; nothing is computed during
+    the training steps.
 
     The points come from the datamodule's ``datasets[split]`` (``inputs``/``targets``), or from the trainer's
     dataloader when its dataset is a ``TensorDataset``. Where the inputs do not have exactly two features, the
@@ -192,7 +235,7 @@ class DecisionBoundary(Callback):
     Args:
         every_n_epochs: also draw after every n-th training epoch; None draws only at the end of fit.
         resolution: grid points along each axis, >= 2.
-        padding: margin around the training points on each side, as a fraction of their range (>= 0).
+        padding: margin around the points on each side, as a fraction of their range (>= 0).
         probability: for two classes, show the probability of class 1 (and the 0.5 contour) rather than
             the predicted class.
         splits: the splits whose points are drawn (``"train"``, ``"val"``, ``"test"``), each with its marker.
@@ -254,7 +297,7 @@ class DecisionBoundary(Callback):
     def find_points(self, trainer: pl.Trainer) -> dict[str, tuple[Tensor, Tensor]] | None:
         """``{split: (inputs (n, 2), targets (n,))}`` on the CPU, or None (after one warning) when the data is
         not a 2-D classification set."""
-        wanted = ["train", *(s for s in self.splits if s != "train")]  # the training points set the grid
+        wanted = ["train", *(s for s in self.splits if s != "train")]  # the grid covers all of them
         found = {split: split_tensors(trainer, split) for split in wanted}
         found = {split: tensors for split, tensors in found.items() if tensors is not None}
         name = type(self).__name__
@@ -298,8 +341,7 @@ class DecisionBoundary(Callback):
             self._points = self.find_points(trainer) or {}
         if not self._points:
             return None
-        grid_source = self._points.get("train", next(iter(self._points.values())))[0]
-        xx, yy = self.grid(grid_source)
+        xx, yy = self.grid(torch.cat([inputs for inputs, _ in self._points.values()]))
         inputs = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], axis=1)).float()
         probs = to_probabilities(evaluate_on(trainer, pl_module, inputs))
         datamodule = getattr(trainer, "datamodule", None)
@@ -371,7 +413,7 @@ class DecisionBoundary(Callback):
         axes.set_ylim(float(yy.min()), float(yy.max()))
         axes.set_xlabel(self.axis_labels[0])
         axes.set_ylabel(self.axis_labels[1])
-        axes.set_title(boundary.title if title is None else title)
+        axes.set_title(wrap_title(boundary.title if title is None else title, title_width(axes)))
         if legend:
             axes.legend(loc="best", fontsize="small", framealpha=0.8)
 

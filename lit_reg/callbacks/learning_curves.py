@@ -8,11 +8,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from lit_reg.callbacks.figures import save_to_run
 from lit_reg.callbacks.fit_only_state import FitOnlyState
 from lit_reg.callbacks.fit_state_key import FitStateKey
+from lit_reg.callbacks.split_predictions import run_title
 
 
 class LearningCurves(FitOnlyState, FitStateKey):
@@ -21,7 +23,9 @@ class LearningCurves(FitOnlyState, FitStateKey):
     Records ``train_<name>`` after every training epoch and ``val_<name>`` after every validation run, for
     each ``name`` in ``metrics`` that the model logs (``loss`` and ``acc`` for the classifier; ``loss`` for
     the regressor). At the end of training it draws one panel per metric into
-    ``<trainer.log_dir>/<filename>``, marks the epoch with the best ``monitor`` value, adds the figure to
+    ``<trainer.log_dir>/<filename>`` (titled with the run and the epochs trained, epochs counted from 1 on the x
+    axis: the point at epoch 3 is the model after its 3rd epoch), marks the epoch with the best ``monitor`` value,
+    adds the figure to
     TensorBoard as the image ``learning_curves`` and, with ``log_hp_metric``, logs the run's
     hyperparameters with its best scores (TensorBoard's HPARAMS tab, :meth:`hparams_summary`): the model's
     arguments, the datamodule's prefixed ``data/`` (``data/batch_size``), ``extra_hparams``, and the metrics
@@ -61,8 +65,10 @@ class LearningCurves(FitOnlyState, FitStateKey):
 
     Attributes:
         history: ``{epoch: {metric: value}}`` as recorded during fits.
-        best_epoch: the epoch with the best ``monitor`` value (None before any validation).
+        best_epoch: the epoch with the best ``monitor`` value, counted from 0 as :attr:`history` (None before any
+            validation); the figure shows it counted from 1 (``after <best_epoch + 1> epochs``).
         best_score: that value.
+        title: the figure's title (the run and its epochs), set at the end of fit.
         plot_path: where the chart was saved, once it was.
 
     Raises:
@@ -80,6 +86,18 @@ class LearningCurves(FitOnlyState, FitStateKey):
     LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "error")
     #: types ``extra_hparams`` values may have
     SCALARS = (str, int, float, bool)
+    #: y-axis label of each metric name (others: the name itself)
+    METRIC_LABELS = {"acc": "accuracy (fraction correct)", "mae": "mean absolute error (target units)",
+                     "mse": "mean squared error (target units²)", "rmse": "root mean squared error (target units)",
+                     "r2": "R² (fraction of variance explained)", "f1": "F1 score (0 to 1)",
+                     "auroc": "area under the ROC curve (0 to 1)", "loss": "loss"}
+    #: panel title of each metric name (others: the name itself)
+    METRIC_TITLES = {"acc": "Accuracy", "loss": "Loss", "mae": "Mean absolute error", "mse": "Mean squared error",
+                     "rmse": "Root mean squared error", "r2": "R²", "f1": "F1 score", "auroc": "AUROC"}
+    #: the loss's y-axis label for the models of lit_reg, by class name (subclasses too)
+    LOSS_LABELS = {"DenseClassifier": "cross-entropy loss (nats per sample)",
+                   "BitmojiClassifier": "binary cross-entropy loss (nats per sample)",
+                   "DenseRegressor": "mean squared error loss (target units²)"}
 
     def __init__(self, monitor: str = "val_loss", mode: str = "min", metrics: Sequence[str] = ("loss", "acc"),
                  filename: str = "learning_curves.png", panel_size: tuple[float, float] = (5.0, 4.0),
@@ -103,6 +121,8 @@ class LearningCurves(FitOnlyState, FitStateKey):
         self.log_hp_metric = log_hp_metric
         self.extra_hparams = dict(extra_hparams)
         self.history: dict[int, dict[str, float]] = {}
+        self.title = "Learning curves"
+        self.loss_label = self.METRIC_LABELS["loss"]
         self.plot_path: Path | None = None
 
     def current_state_key(self) -> str:
@@ -164,6 +184,10 @@ class LearningCurves(FitOnlyState, FitStateKey):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self.history:
             return
+        self.title = f"Learning curves: {run_title(trainer)}"
+        names = [cls.__name__ for cls in type(pl_module).__mro__]
+        self.loss_label = next((self.LOSS_LABELS[n] for n in names if n in self.LOSS_LABELS),
+                               self.METRIC_LABELS["loss"])
         self.plot_path = save_to_run(trainer, self.plot, self.filename, "learning_curves")
         if self.log_hp_metric and self.best_score is not None:
             params = self.hparams_summary(trainer, pl_module)
@@ -173,7 +197,8 @@ class LearningCurves(FitOnlyState, FitStateKey):
                     logger.log_hyperparams(params, metrics, step=trainer.global_step)
 
     def plot(self) -> Figure:
-        """One panel per metric that was recorded: train and validation per epoch, the best epoch marked."""
+        """One panel per metric that was recorded: train and validation against the epochs trained (from 1), the
+        best epoch marked, under :attr:`title`."""
         epochs = sorted(self.history)
         recorded = set().union(*self.history.values())
         names = [n for n in self.metrics if {f"train_{n}", f"val_{n}"} & recorded] or self.metrics[:1]
@@ -183,16 +208,20 @@ class LearningCurves(FitOnlyState, FitStateKey):
         for axes, name in zip(figure.subplots(1, len(names), squeeze=False)[0], names, strict=True):
             for prefix, label in (("train", "train"), ("val", "validation")):
                 key = f"{prefix}_{name}"
-                points = [(e, self.history[e][key]) for e in epochs if key in self.history[e]]
+                points = [(e + 1, self.history[e][key]) for e in epochs if key in self.history[e]]
                 if points:
                     axes.plot(*zip(*points, strict=True), marker=".", label=label)
             if best_epoch is not None:
-                axes.axvline(best_epoch, color="grey", linestyle="--",
-                             label=f"best epoch {best_epoch} ({self.monitor}={best_score:.4g})")
-            axes.set_xlabel("epoch")
-            axes.set_ylabel(name)
-            axes.set_title(name)
-            axes.legend()
+                done = best_epoch + 1
+                axes.axvline(done, color="grey", linestyle="--",
+                             label=f"best {self.monitor} = {best_score:.4g}\nafter {done} epoch{'s' * (done != 1)}")
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+            axes.set_xlabel("epoch (1-based: 1 = after the first epoch)")
+            axes.set_ylabel(self.loss_label if name == "loss" else self.METRIC_LABELS.get(name, name))
+            axes.set_title(self.METRIC_TITLES.get(name, name))
+            axes.grid(alpha=0.3)
+            axes.legend(fontsize="small")
+        figure.suptitle(self.title)
         figure.tight_layout()
         return figure
 

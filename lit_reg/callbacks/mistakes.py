@@ -12,6 +12,9 @@ from torch import Tensor
 
 from lit_reg.callbacks.split_predictions import SplitPredictions, SplitReport, show_image
 
+#: how the titles name the usual splits (others: ``The <split> split``)
+SPLIT_TITLES = {"train": "Training split", "val": "Validation split", "test": "Test split"}
+
 
 class Mistakes(SplitReport):
     """Show the ``count`` images a classifier gets wrong with the highest probability for its wrong class.
@@ -105,6 +108,16 @@ class Mistakes(SplitReport):
         self._classes[stage] = predictions.classes
         self._splits[stage] = predictions.split
 
+    @staticmethod
+    def split_title(split: str) -> str:
+        """How a figure's title names ``split``, capitalized.
+
+        Example:
+            >>> Mistakes.split_title("val"), Mistakes.split_title("test_rotated")
+            ('Validation split', 'The test_rotated split')
+        """
+        return SPLIT_TITLES.get(split, f"The {split} split")
+
     def plot(self, stage: str) -> Figure:
         """The grid of ``stage``'s most confidently wrong images (a note instead when there is none)."""
         images, classes = self._images[stage], self._classes[stage]
@@ -116,7 +129,7 @@ class Mistakes(SplitReport):
         figure = Figure(figsize=size, layout="constrained")
         wrong = self.num_wrong[stage]
         what = (f"the {shown} most confidently wrong" if shown < wrong else f"all {wrong} wrong") if wrong else "none"
-        figure.suptitle(f"{self._splits[stage]} split: {what} of {self.num_samples[stage]} images\n"
+        figure.suptitle(f"{self.split_title(self._splits[stage])}: {what} of {self.num_samples[stage]} images\n"
                         f"{self._titles.get(stage, '')}", fontsize=10)
         if not shown:
             axes = figure.subplots()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,14 @@ from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
-from lit_reg.callbacks.decision_boundary import SPLIT_LABELS, evaluate_on, run_name, split_tensors
+from lit_reg.callbacks.decision_boundary import (
+    SPLIT_LABELS,
+    evaluate_on,
+    run_name,
+    split_tensors,
+    title_width,
+    wrap_title,
+)
 from lit_reg.callbacks.figures import DPI, save_to_run
 from lit_reg.callbacks.fit_only_state import FitOnlyState
 from lit_reg.callbacks.fit_state_key import FitStateKey
@@ -51,9 +59,10 @@ class RegressionFit(FitOnlyState, FitStateKey):
 
     - ``regression_fit.png`` (image ``regression_fit``): the data points of ``splits``, the true function and
       the final prediction;
-    - ``regression_fit_snapshots.png`` (image ``regression_fit_snapshots``): the snapshots side by side, each
-      titled with its epoch and weight norm, as lecture 002's figure (at most ``max_panels``, evenly spread,
-      the last one always in);
+    - ``regression_fit_snapshots.png`` (image ``regression_fit_snapshots``): the snapshots in a grid of at most
+      :attr:`MAX_COLUMNS` columns (:meth:`grid_shape`: 4 panels make 2 × 2, 6 make 2 × 3), each titled with its
+      epoch and weight norm, as lecture 002's figure (at most ``max_panels``, evenly spread, the last one always
+      in), so that it stays about 1000 pixels wide at most with the default ``panel_size``;
     - with ``gif``, ``regression_fit.gif``: one frame per snapshot (matplotlib's ``PillowWriter``).
 
     An epoch number is the number of epochs trained: ``epoch 10`` is the model after its 10th epoch.
@@ -74,19 +83,19 @@ class RegressionFit(FitOnlyState, FitStateKey):
         num_points: points of the prediction's grid, >= 2.
         padding: margin of the grid beyond the data on each side, as a fraction of the data's range (>= 0).
         splits: the splits whose points are drawn (``"train"``, ``"val"``, ``"test"``).
-        max_panels: the most snapshots the strip shows, >= 1.
+        max_panels: the most snapshots the grid of snapshots shows, >= 1.
         gif: also save the snapshots as an animated GIF.
         fps: frames per second of the GIF, > 0.
         axis_labels: labels of the input and output axes.
         figsize: size of the final-fit figure and of the GIF's frames, in inches (saved at 100 dpi).
-        panel_size: size of one panel of the strip in inches.
+        panel_size: size of one panel of the grid of snapshots in inches.
 
     Attributes:
         snapshots: every :class:`FitSnapshot` kept, in order (part of the checkpoint: a resumed fit goes on).
         grid: the inputs of the predictions, ``(num_points,)``.
         true_values: the true function on the grid, or None.
         last_figure: the last figure of the final fit.
-        snapshots_figure: the last strip of snapshots.
+        snapshots_figure: the last grid of snapshots.
         plot_path, snapshots_path, gif_path: where the files were saved (None before, and on other ranks).
 
     Raises:
@@ -101,10 +110,12 @@ class RegressionFit(FitOnlyState, FitStateKey):
     FILENAME = "regression_fit.png"
     SNAPSHOTS_FILENAME = "regression_fit_snapshots.png"
     GIF_FILENAME = "regression_fit.gif"
+    #: the most panels side by side in the snapshots' figure
+    MAX_COLUMNS = 3
 
     def __init__(self, true_function: Callable[[Tensor], Tensor] | None = None, every_n_epochs: int | None = None,
                  num_points: int = 400, padding: float = 0.05, splits: Sequence[str] = ("train", "val"),
-                 max_panels: int = 6, gif: bool = False, fps: float = 2.0,
+                 max_panels: int = 4, gif: bool = False, fps: float = 2.0,
                  axis_labels: tuple[str, str] = ("input x", "target y"), figsize: tuple[float, float] = (6.4, 4.8),
                  panel_size: tuple[float, float] = (3.2, 3.2)) -> None:
         if true_function is not None and not callable(true_function):
@@ -314,24 +325,45 @@ class RegressionFit(FitOnlyState, FitStateKey):
         axes = figure.subplots()
         final = self.snapshots[-1]
         self.draw(axes, final)
-        axes.set_title(f"{self.title}: fit after {final.epoch} epoch{'s' * (final.epoch != 1)} "
-                       f"(‖W‖ = {final.weight_norm:.3g})")
+        axes.set_title(wrap_title(f"{self.title}: fit after {final.epoch} epoch{'s' * (final.epoch != 1)} "
+                                  f"(‖W‖ = {final.weight_norm:.3g})", title_width(axes)))
         figure.tight_layout()
         self.last_figure = figure
         return figure
 
+    @classmethod
+    def grid_shape(cls, count: int) -> tuple[int, int]:
+        """``(rows, columns)`` of the snapshots' grid for ``count`` panels: the fewest rows of at most
+        :attr:`MAX_COLUMNS` panels, the panels spread evenly over them.
+
+        Example:
+            >>> [RegressionFit.grid_shape(n) for n in (1, 3, 4, 5, 6, 7)]
+            [(1, 1), (1, 3), (2, 2), (2, 3), (2, 3), (3, 3)]
+        """
+        rows = math.ceil(count / cls.MAX_COLUMNS)
+        return rows, math.ceil(count / rows)
+
     def plot_snapshots(self) -> Figure:
-        """The strip of :meth:`shown_snapshots` side by side, each titled with its epoch and weight norm."""
+        """The :meth:`shown_snapshots` in a grid of :meth:`grid_shape`, each titled with its epoch and weight norm."""
         shown = self.shown_snapshots()
+        rows, columns = self.grid_shape(len(shown))
         width, height = self.panel_size
-        figure = Figure(figsize=(width * len(shown), height + 0.4))
-        panels = figure.subplots(1, len(shown), squeeze=False, sharey=True)[0]
-        for i, (axes, snapshot) in enumerate(zip(panels, shown, strict=True)):
+        title = wrap_title(f"{self.title}: the fit during training (‖W‖: total Frobenius norm of the weights)",
+                           width * columns - 0.2)
+        figure = Figure(figsize=(width * columns, height * rows + 0.4 + 0.25 * title.count("\n")))
+        panels = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).ravel()
+        for i, (axes, snapshot) in enumerate(zip(panels, shown, strict=False)):
             self.draw(axes, snapshot, legend=i == 0)
             axes.set_title(self.snapshot_title(snapshot), fontsize="medium")
-            if i:
+            if i % columns:
                 axes.set_ylabel("")
-        figure.suptitle(f"{self.title}: the fit during training (‖W‖: total Frobenius norm of the weights)")
+            bottom = i >= len(shown) - columns  # no panel below it
+            axes.tick_params(labelbottom=bottom)
+            if not bottom:
+                axes.set_xlabel("")
+        for axes in panels[len(shown):]:
+            axes.remove()
+        figure.suptitle(title)
         figure.tight_layout()
         self.snapshots_figure = figure
         return figure

@@ -13,6 +13,8 @@ from torch import Tensor, nn
 
 from lit_reg.callbacks.figures import save_to_run
 from lit_reg.callbacks.fit_only_state import FitOnlyState
+from lit_reg.callbacks.split_predictions import run_title
+from lit_reg.callbacks.weight_histograms import linear_layer_names
 
 
 def frobenius_norm(tensors_or_module: nn.Module | Tensor | Iterable[Tensor]) -> float:
@@ -42,6 +44,35 @@ def layer_norms(module: nn.Module) -> dict[str, float]:
     return {name: frobenius_norm(params) for name, params in groups.items()}
 
 
+def module_labels(model: nn.Module) -> dict[str, str]:
+    """``{module name: human name}`` of every submodule with parameters of its own, for chart labels.
+
+    ``nn.Linear`` layers are ``Linear k (in→out)`` (:func:`~lit_reg.callbacks.weight_histograms.linear_layer_names`,
+    as in the weight histograms), batch-norm layers ``BatchNorm k (features)``, any other ``<Class> k``; each kind
+    numbered from 1 in the order of ``named_modules``.
+
+    Example:
+        >>> module_labels(nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2)))
+        {'0': 'Linear 1 (4→8)', '1': 'BatchNorm 1 (8)', '3': 'Linear 2 (8→2)'}
+    """
+    linears = linear_layer_names(model)
+    labels: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for name, module in model.named_modules():
+        if name in linears:
+            labels[name] = linears[name]
+            continue
+        if not any(True for _ in module.parameters(recurse=False)):
+            continue
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            kind, detail = "BatchNorm", f" ({module.num_features})"
+        else:
+            kind, detail = type(module).__name__, ""
+        counts[kind] = counts.get(kind, 0) + 1
+        labels[name] = f"{kind} {counts[kind]}{detail}"
+    return labels
+
+
 class WeightNormMonitor(FitOnlyState):
     """Log the Frobenius norm of every parameter and of the whole model; plot per-layer norms before vs after.
 
@@ -49,7 +80,9 @@ class WeightNormMonitor(FitOnlyState):
     squares over all parameters) and ``weight_norm/<param name>`` to every logger, at the current global
     step. At the end of training it saves a bar chart of each layer's norm (its weight and bias together)
     before and after training as ``<trainer.log_dir>/<filename>`` and adds it to TensorBoard as the image
-    ``weight_norm/layers``.
+    ``weight_norm/layers``. The chart names each layer for what it is (``Linear 1 (784→512)``, ``BatchNorm 1 (512)``,
+    :func:`module_labels`) and its title gives the run and the number of epochs trained; the logged scalars keep
+    the parameters' own names (``weight_norm/net.0.weight``).
 
     .. note::
         The norm of an over-fitting net grows with the epochs; weight decay or an L2 penalty keeps it small.
@@ -63,6 +96,8 @@ class WeightNormMonitor(FitOnlyState):
         initial_norms: per-layer norms at the start of training.
         final_norms: per-layer norms at the end of training.
         history: ``(epoch, total norm)`` pairs: epoch -1 for the start of training, then one per epoch.
+        layer_labels: ``{module name: chart label}`` of the layers, set at the end of training.
+        title: the chart's title, set at the end of training.
         plot_path: where the chart was saved, once it was.
 
     Raises:
@@ -84,6 +119,9 @@ class WeightNormMonitor(FitOnlyState):
         self.initial_norms: dict[str, float] = {}
         self.final_norms: dict[str, float] = {}
         self.history: list[tuple[int, float]] = []
+        self.layer_labels: dict[str, str] = {}
+        self.title = "Weight norm per layer"
+        self.after_label = "after training"
         self.plot_path: Path | None = None
 
     def norms(self, module: nn.Module) -> dict[str, float]:
@@ -110,10 +148,15 @@ class WeightNormMonitor(FitOnlyState):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.final_norms = layer_norms(pl_module)
+        self.layer_labels = module_labels(pl_module)
+        epochs = trainer.current_epoch  # the epochs completed
+        self.after_label = f"after {epochs} epoch{'s' * (epochs != 1)}"
+        self.title = f"Weight norm per layer, before and after training\n{run_title(trainer)}"
         self.plot_path = save_to_run(trainer, self.plot, self.filename, "weight_norm/layers")
 
     def plot(self) -> Figure:
-        """The bar chart of :attr:`initial_norms` next to :attr:`final_norms`, one pair of bars per layer."""
+        """The bar chart of :attr:`initial_norms` next to :attr:`final_norms`, one pair of bars per layer, labelled
+        with :attr:`layer_labels` (a layer without one by its module name)."""
         names = list(self.final_norms or self.initial_norms)
         positions = range(len(names))
         width = 0.4
@@ -122,11 +165,11 @@ class WeightNormMonitor(FitOnlyState):
         axes.bar([i - width / 2 for i in positions], [self.initial_norms.get(n, 0.0) for n in names], width,
                  label="before training")
         axes.bar([i + width / 2 for i in positions], [self.final_norms.get(n, 0.0) for n in names], width,
-                 label="after training")
-        axes.set_xticks(list(positions), names, rotation=45, ha="right")
-        axes.set_xlabel("layer")
-        axes.set_ylabel("Frobenius norm")
-        axes.set_title("Weight norm per layer")
+                 label=self.after_label)
+        axes.set_xticks(list(positions), [self.layer_labels.get(n, n) for n in names], rotation=20, ha="right")
+        axes.set_xlabel("layer (its weight and bias together)")
+        axes.set_ylabel("Frobenius norm √(Σ w²) (no unit)")
+        axes.set_title(self.title)
         axes.legend()
         figure.tight_layout()
         return figure

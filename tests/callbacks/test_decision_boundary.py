@@ -156,6 +156,40 @@ def test_validation_points_are_drawn_when_asked(tmp_path, make_trainer):
     assert legend == ["train: class 0", "train: class 1", "validation: class 0", "validation: class 1"]
 
 
+def test_the_grid_covers_validation_points_beyond_the_training_points(tmp_path, make_trainer):
+    class FarValidation(ToyClassificationDataModule):
+        def setup(self, stage=None):
+            super().setup(stage)
+            self.datasets["val"].inputs = self.datasets["val"].inputs * 3 + 5  # all outside the training points
+
+    boundary = DecisionBoundary(resolution=10, splits=["train", "val"], padding=0.0)
+    data = FarValidation(num_samples=40, val_samples=10, batch_size=20)
+    fit(make_trainer, DenseClassifier(input_size=2, num_classes=2, hidden_sizes=[4]), data, [boundary], epochs=1,
+        limit_val_batches=0)
+    points = torch.cat([data.datasets[s].inputs for s in ("train", "val")]).double()
+    result = boundary.boundary
+    assert (result.xx.min(), result.xx.max()) == pytest.approx((float(points[:, 0].min()), float(points[:, 0].max())))
+    assert (result.yy.min(), result.yy.max()) == pytest.approx((float(points[:, 1].min()), float(points[:, 1].max())))
+    axes = boundary.last_figure.axes[0]
+    for inputs in (data.datasets["train"].inputs, data.datasets["val"].inputs):  # every point drawn is on the map
+        assert axes.get_xlim()[0] <= float(inputs[:, 0].min()) and float(inputs[:, 0].max()) <= axes.get_xlim()[1]
+        assert axes.get_ylim()[0] <= float(inputs[:, 1].min()) and float(inputs[:, 1].max()) <= axes.get_ylim()[1]
+
+
+def test_a_long_title_is_wrapped_inside_the_figure(tmp_path, make_trainer):
+    boundary = DecisionBoundary(resolution=10)
+    logger = TensorBoardLogger(str(tmp_path), name="two_moons_with_a_long_name")
+    fit(make_trainer, DenseClassifier(input_size=2, num_classes=2, hidden_sizes=[4]), moons(), [boundary], epochs=1,
+        logger=logger, limit_val_batches=0)
+    title = boundary.last_figure.axes[0].title
+    assert "\n" in title.get_text()  # broken at a space
+    assert title.get_text().replace("\n", " ") == (
+        "two_moons_with_a_long_name/version_0: decision boundary after 1 epoch")
+    extent = title.get_window_extent()  # drawn when the PNG was saved
+    assert 0 <= extent.x0 and extent.x1 <= boundary.last_figure.bbox.width
+    assert extent.y1 <= boundary.last_figure.bbox.height
+
+
 def test_image_data_gives_one_warning_and_draws_nothing(tmp_path, make_trainer, fashion_root):
     boundary = DecisionBoundary(every_n_epochs=1)
     data = FashionMNISTDataModule(data_dir=str(fashion_root), batch_size=100)
@@ -262,7 +296,8 @@ def test_works_without_a_logger(tmp_path, make_trainer):
     boundary = DecisionBoundary(resolution=10)
     fit(make_trainer, DenseClassifier(input_size=2, num_classes=2, hidden_sizes=[4]), moons(), [boundary], epochs=1)
     assert boundary.plot_path == tmp_path / "decision_boundary.png" and boundary.plot_path.is_file()
-    assert boundary.last_figure.axes[0].get_title() == f"{tmp_path.name}: decision boundary after 1 epoch"
+    title = boundary.last_figure.axes[0].get_title()
+    assert title.replace("\n", " ") == f"{tmp_path.name}: decision boundary after 1 epoch"
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

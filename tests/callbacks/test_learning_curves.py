@@ -61,6 +61,24 @@ def test_history_and_best_epoch_match_the_logged_values(classifier_run):
     assert curves.best_score == pytest.approx(min(val_losses))
 
 
+def test_figure_says_run_and_epochs_counts_epochs_from_one_and_labels_the_axes_with_units(classifier_run):
+    _, curves, recorder = classifier_run
+    figure = curves.plot()
+    assert figure.get_suptitle() == "Learning curves: clf/version_0, after 3 epochs"
+    loss, acc = figure.axes
+    assert (loss.get_title(), acc.get_title()) == ("Loss", "Accuracy")
+    assert (loss.get_ylabel(), acc.get_ylabel()) == ("cross-entropy loss (nats per sample)",
+                                                     "accuracy (fraction correct)")
+    assert loss.get_xlabel().startswith("epoch (1-based")
+    train, val, best = loss.lines
+    assert list(train.get_xdata()) == list(val.get_xdata()) == [1, 2, 3]  # after the 1st, 2nd, 3rd epoch
+    assert list(val.get_ydata()) == pytest.approx([h["val_loss"] for h in recorder.history])
+    done = curves.best_epoch + 1  # best_epoch itself stays 0-based
+    assert list(best.get_xdata()) == [done, done]
+    legend = [t.get_text() for t in loss.get_legend().get_texts()]
+    assert legend[2] == f"best val_loss = {curves.best_score:.4g}\nafter {done} epoch{'s' * (done != 1)}"
+
+
 def test_tensorboard_gets_the_image_and_hparams_with_the_best_val_loss(classifier_run):
     trainer, curves, recorder = classifier_run
     run = events(trainer)
@@ -138,6 +156,8 @@ def test_regressor_gets_one_loss_panel_and_custom_size(tmp_path, make_trainer):
     trainer.fit(DenseRegressor(hidden_sizes=[4]), datamodule=ToyRegressionDataModule("linear", batch_size=5))
     with Image.open(curves.plot_path) as image:
         assert image.size == (300, 200)
+    axes = curves.plot().axes
+    assert [a.get_ylabel() for a in axes] == ["mean squared error loss (target units²)"]
     assert "hp_metric" not in events(trainer).Tags()["scalars"]
 
 

@@ -95,6 +95,11 @@ def test_multiclass_val_and_test_show_the_most_confident_wrong_images(tmp_path, 
     assert panels[0].get_title() == f"true: {true}\npred: {pred} ({mistakes.probabilities['test'][0]:.2f})"
     assert np.array_equal(panels[0].images[0].get_array(), dm.datasets["test"].inputs[first].numpy())
     assert "run/version_0" in mistakes.last_figure.get_suptitle()
+    # titles start with a capital and name the split in words
+    assert mistakes.last_figure.get_suptitle().startswith(
+        f"Test split: the 6 most confidently wrong of {mistakes.num_samples['test']} images\n")
+    assert mistakes.plot("val").get_suptitle().startswith(
+        f"Validation split: the 6 most confidently wrong of {mistakes.num_samples['val']} images\n")
 
     events = EventAccumulator(trainer.log_dir, size_guidance={"images": 0})
     events.Reload()
@@ -126,7 +131,7 @@ def test_a_rotated_test_split_is_the_one_evaluated(tmp_path, make_trainer, fashi
     mistakes = Mistakes(count=4, stages=["test"])
     fit(tmp_path, make_trainer, model, dm, [mistakes])
     check_top_wrong(mistakes, "test", *by_hand(model, dm, "test_rotated"), count=4)
-    assert "test_rotated" in mistakes.last_figure.get_suptitle()
+    assert mistakes.last_figure.get_suptitle().startswith("The test_rotated split: ")
 
 
 def test_regression_data_gives_one_warning_and_no_figure(tmp_path, make_trainer):

@@ -80,7 +80,7 @@ def test_titles_give_the_epochs_and_the_weight_norms_at_those_epochs(make_traine
     assert len(set(recorder.norms.values())) == 6  # the weights move: a stale norm would show
     titles = [axes.get_title() for axes in fit_plot.snapshots_figure.axes]
     assert titles == [f"epoch {e}, ‖W‖ = {recorder.norms[e]:.3g}" for e in (2, 4, 6)]
-    assert fit_plot.last_figure.axes[0].get_title().endswith(
+    assert fit_plot.last_figure.axes[0].get_title().replace("\n", " ").endswith(
         f": fit after 6 epochs (‖W‖ = {recorder.norms[6]:.3g})")
 
 
@@ -141,6 +141,59 @@ def test_the_strip_shows_at_most_max_panels(make_trainer):
     assert len(fit_plot.snapshots) == 7
     titles = [axes.get_title() for axes in fit_plot.snapshots_figure.axes]
     assert [t.split(",")[0] for t in titles] == ["epoch 1", "epoch 3", "epoch 5", "epoch 7"]
+
+
+def panel_rows(figure):
+    """The panels' titles, row by row from the top (by the panels' positions in the figure)."""
+    rows = {}
+    for axes in figure.axes:
+        rows.setdefault(round(axes.get_position().y0, 3), []).append((axes.get_position().x0, axes.get_title()))
+    return [[title.split(",")[0] for _, title in sorted(row)] for _, row in sorted(rows.items(), reverse=True)]
+
+
+def title_fits(figure, text):
+    """Whether the rendered ``text`` (the figure's suptitle or an axes title) lies inside the figure."""
+    extent = text.get_window_extent()
+    return extent.x0 >= 0 and extent.x1 <= figure.bbox.width and extent.y1 <= figure.bbox.height
+
+
+def test_snapshots_wrap_into_at_most_three_columns_within_1000_pixels(tmp_path, make_trainer):
+    by_default, six = RegressionFit(every_n_epochs=1), RegressionFit(every_n_epochs=1, max_panels=6, num_points=50)
+    assert by_default.max_panels == 4
+    fit(make_trainer, [by_default, six], epochs=7)
+    assert panel_rows(by_default.snapshots_figure) == [["epoch 1", "epoch 3"], ["epoch 5", "epoch 7"]]
+    assert panel_rows(six.snapshots_figure) == [["epoch 1", "epoch 2", "epoch 3"], ["epoch 5", "epoch 6", "epoch 7"]]
+    # 2 × 2 and 2 × 3 panels of 3.2 in, 0.4 in for the title and 0.25 in for each more line of it (both write one
+    # file: the last one, six's, is left)
+    extra = 25 * by_default.snapshots_figure.get_suptitle().count("\n")
+    assert list(by_default.snapshots_figure.get_size_inches() * 100) == pytest.approx([640, 680 + extra])
+    assert_image(six.snapshots_path, (960, 680 + 25 * six.snapshots_figure.get_suptitle().count("\n")))
+    bottom = six.snapshots_figure.axes[4]
+    assert bottom.get_xlabel() == "input x" and six.snapshots_figure.axes[1].get_xlabel() == ""  # x label at the bottom
+
+
+def test_five_panels_leave_no_empty_axes_and_label_the_lowest_x_axis_of_each_column():
+    fit_plot = RegressionFit(max_panels=5)
+    fit_plot.grid = torch.linspace(0, 1, 5)
+    fit_plot.points = {"train": (torch.rand(4), torch.rand(4))}
+    fit_plot.snapshots = [FitSnapshot(e, 1.0, torch.zeros(5)) for e in range(1, 6)]
+    figure = fit_plot.plot_snapshots()
+    assert panel_rows(figure) == [["epoch 1", "epoch 2", "epoch 3"], ["epoch 4", "epoch 5"]]
+    # the top right panel has no panel below it: its x axis is labelled
+    labelled = [bool(a.get_xlabel()) and any(t.get_text() for t in a.get_xticklabels()) for a in figure.axes]
+    assert labelled == [False, False, True, True, True]
+
+
+def test_long_run_names_are_wrapped_inside_the_figure(tmp_path, make_trainer):
+    fit_plot = RegressionFit(every_n_epochs=1, max_panels=2)
+    logger = TensorBoardLogger(str(tmp_path), name="a_long_experiment_name_for_the_quadratic_data")
+    fit(make_trainer, [fit_plot], epochs=2, logger=logger)
+    title = fit_plot.last_figure.axes[0].title
+    assert "\n" in title.get_text() and title_fits(fit_plot.last_figure, title)
+    assert title.get_text().replace("\n", " ").startswith(
+        "a_long_experiment_name_for_the_quadratic_data/version_0: fit after 2 epochs (‖W‖ = ")
+    suptitle = fit_plot.snapshots_figure.get_suptitle()
+    assert "\n" in suptitle and title_fits(fit_plot.snapshots_figure, fit_plot.snapshots_figure._suptitle)
 
 
 def test_the_true_function_from_the_argument_or_the_datamodule(make_trainer):

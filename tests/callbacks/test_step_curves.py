@@ -121,10 +121,15 @@ def test_accumulated_batches_log_the_batch_that_made_the_step_with_its_whole_los
 
 def test_live_plot_writes_the_png_at_every_logged_step_and_keeps_the_figure(tmp_path, fashion_root, make_trainer,
                                                                           monkeypatch):
-    drawn = []
+    drawn, titles = [], []
     figure = StepCurves._figure
-    monkeypatch.setattr(StepCurves, "_figure", lambda self, trainer: drawn.append(trainer.global_step)
-                        or figure(self, trainer))
+
+    def recording(self, trainer):
+        drawn.append(trainer.global_step)
+        titles.append(figure(self, trainer).axes[0].get_title())
+        return self.last_figure
+
+    monkeypatch.setattr(StepCurves, "_figure", recording)
     curves = StepCurves(every_n_steps=10, window=5, live_plot=True)
     logger = TensorBoardLogger(str(tmp_path), name="run")
     _, trainer = fit_classifier(tmp_path, fashion_root, make_trainer, [curves], logger=logger)
@@ -137,11 +142,26 @@ def test_live_plot_writes_the_png_at_every_logged_step_and_keeps_the_figure(tmp_
     assert len(curves.batch_losses) == len(curves.batch_accuracies) == 46  # every batch of the fit
     axes = curves.last_figure.axes
     assert [a.get_ylabel() for a in axes] == ["accuracy (fraction correct)", "training loss"]
-    assert "run version 0" in axes[0].get_title() and "epoch 1" in axes[0].get_title()
+    # epochs counted from 1, as the other figures do: 23 batches an epoch, the last figure after the fit
+    assert titles == ["Training batches: run/version_0, during epoch 1"] * 2 + [
+        "Training batches: run/version_0, during epoch 2"] * 2 + ["Training batches: run/version_0, after 2 epochs"]
     assert len(axes[0].lines[0].get_xdata()) == 46
     assert axes[0].lines[1].get_ydata()[-1] == pytest.approx(np.mean(curves.batch_accuracies[-5:]))
     _, images = scalars(trainer.log_dir)
     assert images == ["live_training"]
+
+
+def test_a_long_fit_draws_at_most_max_points_per_line_over_the_whole_fit(tmp_path, fashion_root, make_trainer):
+    curves = StepCurves(every_n_steps=100, window=5, live_plot=True, max_points=10)
+    fit_classifier(tmp_path, fashion_root, make_trainer, [curves])
+    assert len(curves.batch_losses) == 46
+    for axes, values in zip(curves.last_figure.axes, (curves.batch_accuracies, curves.batch_losses), strict=True):
+        raw, average = axes.lines
+        x = raw.get_xdata()
+        assert len(x) == len(average.get_xdata()) == 10 and (x[0], x[-1]) == (1, 46)  # first to last batch
+        assert list(raw.get_ydata()) == pytest.approx([values[i - 1] for i in x])
+        # the average is still over every batch, not over the points shown
+        assert average.get_ydata()[-1] == pytest.approx(np.mean(values[-5:]))
 
 
 def test_training_is_the_same_with_and_without_the_callback(tmp_path, fashion_root, make_trainer):
@@ -217,6 +237,7 @@ def test_a_module_without_last_train_batch_gets_the_loss_and_one_warning(tmp_pat
     ({"every_n_steps": True}, "`every_n_steps` must be a positive integer, got True"),
     ({"window": -1}, "`window` must be a positive integer, got -1"),
     ({"filename": "live.jpg"}, "`filename` must end in '.png', got 'live.jpg'"),
+    ({"max_points": 1}, "`max_points` must be an integer >= 2, got 1"),
 ])
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -9,6 +9,7 @@ from torch import nn
 
 from datamodules import ToyRegressionDataModule
 from lit_reg.callbacks import WeightNormMonitor, frobenius_norm
+from lit_reg.callbacks.weight_norm import module_labels
 from lit_reg.models import DenseRegressor
 
 
@@ -73,6 +74,26 @@ def test_chart_is_a_png_of_the_expected_size_with_norms_before_and_after(tmp_pat
     assert list(monitor.initial_norms) == list(monitor.final_norms) == ["net.0", "net.2"]
     assert monitor.final_norms["net.2"] == pytest.approx(frobenius_norm(model.net[2]), rel=1e-6)
     assert monitor.initial_norms != monitor.final_norms
+
+
+def test_chart_names_the_layers_for_what_they_are_and_the_title_gives_run_and_epochs(tmp_path, make_trainer):
+    _, monitor, _, events = fit_with_monitor(tmp_path, make_trainer)
+    axes = monitor.plot().axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["Linear 1 (1→8)", "Linear 2 (8→1)"]
+    assert "run/version_0" in axes.get_title() and "after 3 epochs" in axes.get_title()
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["before training", "after 3 epochs"]
+    assert axes.get_ylabel().startswith("Frobenius norm") and axes.get_xlabel().startswith("layer")
+    # the scalars keep the parameters' own names
+    assert "weight_norm/net.0.weight" in events.Tags()["scalars"]
+    assert not any("Linear" in tag for tag in events.Tags()["scalars"])
+
+
+def test_batch_norm_layers_get_a_readable_label():
+    model = DenseRegressor(hidden_sizes=[6, 4], batchnorm=True)
+    labels = module_labels(model)
+    assert list(labels.values()) == ["Linear 1 (1→6)", "BatchNorm 1 (6)", "Linear 2 (6→4)", "BatchNorm 2 (4)",
+                                     "Linear 3 (4→1)"]
+    assert set(labels) == {name.rpartition(".")[0] for name, _ in model.named_parameters()}  # every layer labelled
 
 
 def test_works_without_a_logger(tmp_path, make_trainer):
