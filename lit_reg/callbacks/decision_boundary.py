@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,14 +13,18 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.textpath import TextToPath
 from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
-from torch.utils.data import TensorDataset
 
-from lit_reg.callbacks.figures import save_to_run
+from lit_reg.callbacks.figures import (
+    evaluate_on,
+    find_split_points,
+    png_filename,
+    save_to_run,
+    title_width,
+    wrap_title,
+)
+from lit_reg.callbacks.split_predictions import run_name
 
 #: markers of the points of each split
 SPLIT_MARKERS = {"train": "o", "val": "^", "test": "s"}
@@ -30,101 +33,6 @@ SPLIT_LABELS = {"train": "train", "val": "validation", "test": "test"}
 #: colour of each class (matplotlib's "tab10"); with two classes the ends of the probability map's "RdBu_r"
 CLASS_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
                 "tab:gray", "tab:olive", "tab:cyan")
-
-
-_TEXT_TO_PATH = TextToPath()
-
-
-def run_name(trainer: pl.Trainer) -> str:
-    """The run's name for figure titles: ``<logger name>/version_<n>``, else the run folder's name."""
-    logger = trainer.logger
-    if logger is not None and logger.name:
-        version = logger.version
-        return f"{logger.name}/{version if isinstance(version, str) else f'version_{version}'}"
-    return Path(trainer.log_dir or trainer.default_root_dir).name
-
-
-def text_width(text: str, fontsize: float = 12.0) -> float:
-    """The width of one line of ``text`` in inches, drawn in matplotlib's default font at ``fontsize`` points, with
-    5 % to spare (a PNG renders text a little wider than its outline measures)."""
-    width, _, _ = _TEXT_TO_PATH.get_text_width_height_descent(text, FontProperties(size=fontsize), ismath=False)
-    return 1.05 * width / 72
-
-
-def title_width(axes: Axes) -> float:
-    """The width in inches an ``axes`` title may take: it is centred over the axes, so twice the distance from
-    their centre to the nearer edge of the figure, less 0.3 in (the axes move a little in ``tight_layout``)."""
-    position = axes.get_position()
-    centre = position.x0 + position.width / 2
-    return 2 * min(centre, 1 - centre) * axes.figure.get_figwidth() - 0.3
-
-
-def wrap_title(text: str, width: float, fontsize: float = 12.0) -> str:
-    r"""``text`` broken at spaces (inside a word only where one word is too long) into the fewest lines that
-    each fit ``width`` inches at ``fontsize`` points (:func:`text_width`); each line of ``text`` on its own.
-
-    Example:
-        >>> wrap_title("a_long_experiment_name/version_0: decision boundary after 300 epochs", 4.0)
-        'a_long_experiment_name/version_0: decision\nboundary after 300 epochs'
-        >>> wrap_title("short title", 4.0)
-        'short title'
-    """
-    lines = []
-    for line in text.splitlines() or [""]:
-        columns = len(line)
-        wrapped = [line]
-        while columns > 1 and any(text_width(part, fontsize) > width for part in wrapped):
-            columns -= 1
-            wrapped = textwrap.wrap(line, columns) or [line]
-        lines.extend(wrapped)
-    return "\n".join(lines)
-
-
-def split_tensors(trainer: pl.Trainer, split: str) -> tuple[Tensor, Tensor] | None:
-    """``(inputs, targets)`` of a split as the data holds them (before normalization), or None if not found.
-
-    From the datamodule's ``datasets[split]`` (``inputs``/``targets``, as :class:`~datamodules.InMemoryDataModule`
-    holds them), else from the trainer's dataloader of that split when its dataset is a ``TensorDataset`` or has
-    ``inputs``/``targets`` tensors. Nothing is iterated: no sampler (and no RNG) is touched.
-    """
-    datasets = getattr(getattr(trainer, "datamodule", None), "datasets", None)
-    dataset = datasets.get(split) if isinstance(datasets, dict) else None
-    if dataset is None:
-        attribute = {"train": "train_dataloader", "val": "val_dataloaders", "test": "test_dataloaders"}.get(split)
-        try:
-            loader = getattr(trainer, attribute) if attribute else None
-        except (AttributeError, RuntimeError):  # pragma: no cover - depends on the trainer's state
-            loader = None
-        if isinstance(loader, (list, tuple)):
-            loader = loader[0] if loader else None
-        dataset = getattr(loader, "dataset", None)
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
-        return dataset.tensors[0], dataset.tensors[1]
-    inputs, targets = getattr(dataset, "inputs", None), getattr(dataset, "targets", None)
-    if isinstance(inputs, Tensor) and isinstance(targets, Tensor):
-        return inputs, targets
-    return None
-
-
-@torch.no_grad()
-def evaluate_on(trainer: pl.Trainer, pl_module: pl.LightningModule, inputs: Tensor, chunk: int = 65536) -> Tensor:
-    """The module's outputs for raw ``inputs``, on the CPU: normalized as the datamodule does it
-    (``transform_inputs``, when it has one), in eval mode under ``no_grad``; every submodule's train/eval
-    mode is restored afterwards. Nothing draws from a random number generator."""
-    transform = getattr(getattr(trainer, "datamodule", None), "transform_inputs", None)
-    dtype = next((p.dtype for p in pl_module.parameters() if p.is_floating_point()), torch.float32)
-    modes = [(module, module.training) for module in pl_module.modules()]
-    pl_module.eval()
-    try:
-        outputs = []
-        for start in range(0, len(inputs), chunk):
-            x = inputs[start:start + chunk].to(pl_module.device)
-            x = transform(x) if callable(transform) else x
-            outputs.append(pl_module(x.to(dtype)).detach().float().cpu())
-    finally:
-        for module, training in modes:
-            module.training = training
-    return torch.cat(outputs)
 
 
 def to_probabilities(outputs: Tensor) -> Tensor:
@@ -276,15 +184,13 @@ class DecisionBoundary(Callback):
             raise ValueError(f"`splits` must be a non-empty list of {list(SPLIT_MARKERS)}, got {splits!r}")
         if len(axis_labels) != 2:
             raise ValueError(f"`axis_labels` must be two labels, got {axis_labels!r}")
-        if not filename.endswith(".png"):
-            raise ValueError(f"`filename` must end in '.png', got {filename!r}")
         self.every_n_epochs = every_n_epochs
         self.resolution = resolution
         self.padding = float(padding)
         self.probability = probability
         self.splits = list(splits)
         self.axis_labels = tuple(axis_labels)
-        self.filename = filename
+        self.filename = png_filename(filename)
         self.tag = tag
         self.figsize = tuple(figsize)
         self.boundary: BoundaryMap | None = None
@@ -297,27 +203,13 @@ class DecisionBoundary(Callback):
     def find_points(self, trainer: pl.Trainer) -> dict[str, tuple[Tensor, Tensor]] | None:
         """``{split: (inputs (n, 2), targets (n,))}`` on the CPU, or None (after one warning) when the data is
         not a 2-D classification set."""
-        wanted = ["train", *(s for s in self.splits if s != "train")]  # the grid covers all of them
-        found = {split: split_tensors(trainer, split) for split in wanted}
-        found = {split: tensors for split, tensors in found.items() if tensors is not None}
-        name = type(self).__name__
-        if not found:
-            rank_zero_warn(f"{name}: found no data points (neither `datamodule.datasets` nor a TensorDataset for "
-                           f"the splits {self.splits}); nothing is drawn")
+        found = find_split_points(
+            trainer, self.splits, type(self).__name__, features=2, drawn="2-D inputs",
+            targets_fit=lambda t: not (t.is_floating_point() or t.is_complex() or t.dim() != 1),
+            targets_wanted="needs class labels (integer targets, one per sample)")
+        if found is None:
             return None
-        points = {}
-        for split, (inputs, targets) in found.items():
-            features = inputs[0].numel() if len(inputs) else 0
-            if features != 2:
-                rank_zero_warn(f"{name} draws 2-D inputs, but the {split} inputs have {features} features per "
-                               f"sample (shape {tuple(inputs.shape)}); nothing is drawn")
-                return None
-            if targets.is_floating_point() or targets.is_complex() or targets.dim() != 1:
-                rank_zero_warn(f"{name} needs class labels (integer targets, one per sample), but the {split} "
-                               f"targets are {targets.dtype} of shape {tuple(targets.shape)}; nothing is drawn")
-                return None
-            points[split] = (inputs.detach().reshape(len(inputs), 2).cpu(), targets.detach().cpu())
-        return points
+        return {split: (inputs.reshape(len(inputs), 2), targets) for split, (inputs, targets) in found.items()}
 
     def grid(self, inputs: Tensor) -> tuple[np.ndarray, np.ndarray]:
         """``(xx, yy)``: the ``resolution`` × ``resolution`` grid over ``inputs`` ``(n, 2)`` with the padding.

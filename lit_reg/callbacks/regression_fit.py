@@ -17,17 +17,11 @@ from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
-from lit_reg.callbacks.decision_boundary import (
-    SPLIT_LABELS,
-    evaluate_on,
-    run_name,
-    split_tensors,
-    title_width,
-    wrap_title,
-)
-from lit_reg.callbacks.figures import DPI, save_to_run
+from lit_reg.callbacks.decision_boundary import SPLIT_LABELS
+from lit_reg.callbacks.figures import DPI, evaluate_on, find_split_points, save_to_run, title_width, wrap_title
 from lit_reg.callbacks.fit_only_state import FitOnlyState
 from lit_reg.callbacks.fit_state_key import FitStateKey
+from lit_reg.callbacks.split_predictions import run_name
 from lit_reg.callbacks.weight_norm import frobenius_norm
 
 log = logging.getLogger(__name__)
@@ -165,26 +159,13 @@ class RegressionFit(FitOnlyState, FitStateKey):
     # -- data -------------------------------------------------------------------------------------
     def find_points(self, trainer: pl.Trainer) -> dict[str, tuple[Tensor, Tensor]] | None:
         """``{split: (x (n,), y (n,))}`` on the CPU, or None (after one warning) when the data is not 1-D."""
-        name = type(self).__name__
-        found = {split: split_tensors(trainer, split) for split in ["train", *(s for s in self.splits if s != "train")]}
-        found = {split: tensors for split, tensors in found.items() if tensors is not None}
-        if not found:
-            rank_zero_warn(f"{name}: found no data points (neither `datamodule.datasets` nor a TensorDataset for "
-                           f"the splits {self.splits}); nothing is drawn")
+        found = find_split_points(
+            trainer, self.splits, type(self).__name__, features=1, drawn="1-D regression (one input feature)",
+            targets_fit=lambda t: t.is_floating_point() and t[0].numel() == 1,
+            targets_wanted="draws one real-valued target per sample")
+        if found is None:
             return None
-        points = {}
-        for split, (inputs, targets) in found.items():
-            features = inputs[0].numel() if len(inputs) else 0
-            if features != 1:
-                rank_zero_warn(f"{name} draws 1-D regression (one input feature), but the {split} inputs have "
-                               f"{features} features per sample (shape {tuple(inputs.shape)}); nothing is drawn")
-                return None
-            if not targets.is_floating_point() or targets[0].numel() != 1:
-                rank_zero_warn(f"{name} draws one real-valued target per sample, but the {split} targets are "
-                               f"{targets.dtype} of shape {tuple(targets.shape)}; nothing is drawn")
-                return None
-            points[split] = (inputs.detach().reshape(-1).float().cpu(), targets.detach().reshape(-1).float().cpu())
-        return points
+        return {split: (x.reshape(-1).float(), y.reshape(-1).float()) for split, (x, y) in found.items()}
 
     def make_grid(self, points: dict[str, tuple[Tensor, Tensor]]) -> Tensor:
         """``num_points`` inputs from the smallest to the largest input of ``points``, with the padding.

@@ -15,7 +15,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
-from lit_reg.callbacks.figures import DPI, save_to_run
+from lit_reg.callbacks.figures import DPI, png_filename, save_to_run
 from lit_reg.callbacks.split_predictions import run_name, run_title
 
 #: the most per-batch values held on the device before they are copied to the host in one go
@@ -141,12 +141,10 @@ class StepCurves(Callback):
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
         if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
             raise ValueError(f"`max_points` must be an integer >= 2, got {max_points!r}")
-        if not filename.endswith(".png"):
-            raise ValueError(f"`filename` must end in '.png', got {filename!r}")
         self.every_n_steps = every_n_steps
         self.window = window
         self.live_plot = bool(live_plot)
-        self.filename = filename
+        self.filename = png_filename(filename)
         self.figsize = tuple(figsize)
         self.max_points = max_points
         self.history: list[dict[str, float]] = []

@@ -1,41 +1,21 @@
 import csv
 import math
-import warnings
 
-import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 from PIL import Image
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from datamodules import FashionMNISTDataModule, ImageFolderDataModule, ToyRegressionDataModule
 from lit_reg.callbacks.confusion_matrix import ConfusionMatrix
-from lit_reg.models import BitmojiClassifier, DenseClassifier, DenseRegressor
-from tests.datamodules.image_trees import write_tree
-
-
-def fashion(fashion_root, **kwargs):
-    return FashionMNISTDataModule(data_dir=str(fashion_root), batch_size=32, download=False, **kwargs)
-
-
-def fit(tmp_path, make_trainer, model, datamodule, callbacks, epochs=1, test=True):
-    logger = TensorBoardLogger(str(tmp_path), name="run", default_hp_metric=False)
-    trainer = make_trainer(max_epochs=epochs, logger=logger, callbacks=callbacks)
-    trainer.fit(model, datamodule=datamodule)
-    if test:
-        trainer.test(model, datamodule=datamodule, verbose=False)
-    return trainer
+from lit_reg.models import BitmojiClassifier, DenseClassifier
+from tests.helpers import figures
+from tests.helpers.figures import assert_png, bitmoji, fashion, outputs_of
+from tests.helpers.figures import fit_logged as fit
 
 
 def counted_by_hand(model, datamodule, split, binary=False):
-    model.eval()
-    with torch.no_grad():
-        logits = model(datamodule.transform_inputs(datamodule.datasets[split].inputs))
+    logits, targets = outputs_of(model, datamodule, split)
     preds = (logits.sigmoid() > 0.5).long() if binary else logits.argmax(dim=1)
-    targets = datamodule.datasets[split].targets
     classes = len(datamodule.classes)
     return torch.bincount(targets * classes + preds, minlength=classes * classes).view(classes, classes)
 
@@ -43,14 +23,6 @@ def counted_by_hand(model, datamodule, split, binary=False):
 def read_csv(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-def check_png(path, figure):
-    width, height = figure.get_size_inches() * 100
-    with Image.open(path) as image:
-        assert image.format == "PNG" and image.size == (round(width), round(height))
-        pixels = np.asarray(image.convert("RGB"))
-    assert pixels.std() > 0 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1
 
 
 def test_multiclass_matrix_csv_text_and_figure(tmp_path, make_trainer, fashion_root):
@@ -77,7 +49,7 @@ def test_multiclass_matrix_csv_text_and_figure(tmp_path, make_trainer, fashion_r
                 assert float(row["accuracy"]) == pytest.approx(correct / count)
             else:  # the 20 validation images miss a class
                 assert row["accuracy"] == "nan"
-    check_png(matrix.plot_paths["test"], matrix.last_figure)
+    assert_png(matrix.plot_paths["test"], matrix.last_figure)
 
     # the figure: class names on both axes, the count in every cell
     axes = matrix.last_figure.axes[0]
@@ -100,9 +72,7 @@ def test_multiclass_matrix_csv_text_and_figure(tmp_path, make_trainer, fashion_r
 
 def test_binary_one_logit_model(tmp_path, make_trainer):
     torch.manual_seed(0)
-    root = write_tree(tmp_path / "bitmoji", {"not_tom": 24, "tom": 12})
-    dm = ImageFolderDataModule(str(root), test_dir=str(root), image_size=12, cache_dir=None, val_fraction=0.25,
-                               batch_size=16)
+    dm = bitmoji(tmp_path, {"not_tom": 24, "tom": 12})
     model = BitmojiClassifier(input_size=144, hidden_sizes=[4], classes=dm.classes)
     matrix = ConfusionMatrix(stages=["test"])
     fit(tmp_path, make_trainer, model, dm, [matrix])
@@ -135,12 +105,8 @@ def test_a_class_without_samples_has_nan_accuracy():
 
 def test_regression_gives_one_warning_and_nothing_written(tmp_path, make_trainer):
     matrix = ConfusionMatrix()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fit(tmp_path, make_trainer, DenseRegressor(hidden_sizes=[4]), ToyRegressionDataModule("linear", batch_size=5),
-            [matrix])
-    ours = [w for w in caught if "ConfusionMatrix" in str(w.message)]
-    assert len(ours) == 1 and "needs class labels" in str(ours[0].message)
+    ours = figures.regression_warnings(tmp_path, make_trainer, matrix)
+    assert len(ours) == 1 and "needs class labels" in ours[0]
     assert matrix.matrix == {} and matrix.last_figure is None
     assert not list(tmp_path.rglob("confusion_matrix_*.png")) and not list(tmp_path.rglob("*.csv"))
 
@@ -153,25 +119,12 @@ def test_works_without_a_logger(tmp_path, make_trainer, fashion_root):
     assert (tmp_path / "per_class_accuracy_val.csv").is_file()
 
 
-def train(make_trainer, fashion_root, callbacks):
-    pl.seed_everything(0, verbose=False)
-    model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[16], dropout=0.3)
-    make_trainer(max_epochs=2, callbacks=callbacks).fit(model, datamodule=fashion(fashion_root))
-    return model, torch.get_rng_state()
-
-
 def test_training_result_is_unchanged(make_trainer, fashion_root):
-    plain, plain_rng = train(make_trainer, fashion_root, [])
-    watched, watched_rng = train(make_trainer, fashion_root, [ConfusionMatrix()])
-    for a, b in zip(plain.parameters(), watched.parameters(), strict=True):
-        assert torch.equal(a, b)
-    assert torch.equal(plain_rng, watched_rng)
+    figures.assert_training_unchanged(make_trainer, lambda: fashion(fashion_root), ConfusionMatrix())
 
 
 def test_nothing_runs_per_training_step():
-    for hook in ("on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
-                 "on_validation_batch_end"):
-        assert getattr(ConfusionMatrix, hook) is getattr(Callback, hook)
+    figures.assert_no_hooks(ConfusionMatrix, extra=["on_validation_batch_end"])
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -1,45 +1,19 @@
-import warnings
-
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
-from PIL import Image
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from datamodules import FashionMNISTDataModule, ImageFolderDataModule, ToyRegressionDataModule
 from lit_reg.callbacks.mistakes import Mistakes
 from lit_reg.callbacks.split_predictions import evaluating, predict_split
 from lit_reg.models import BitmojiClassifier, DenseClassifier, DenseRegressor
-from tests.datamodules.image_trees import write_tree
-
-
-def fashion(fashion_root, **kwargs):
-    return FashionMNISTDataModule(data_dir=str(fashion_root), batch_size=32, download=False, **kwargs)
-
-
-def bitmoji(tmp_path, **kwargs):
-    root = write_tree(tmp_path / "bitmoji", {"not_tom": 24, "tom": 24})
-    return ImageFolderDataModule(str(root), test_dir=str(root), image_size=12, cache_dir=None, val_fraction=0.25,
-                                 batch_size=16, **kwargs)
-
-
-def fit(tmp_path, make_trainer, model, datamodule, callbacks, epochs=1, test=True):
-    logger = TensorBoardLogger(str(tmp_path), name="run", default_hp_metric=False)
-    trainer = make_trainer(max_epochs=epochs, logger=logger, callbacks=callbacks)
-    trainer.fit(model, datamodule=datamodule)
-    if test:
-        trainer.test(model, datamodule=datamodule, verbose=False)
-    return trainer
+from tests.helpers import figures
+from tests.helpers.figures import assert_png, bitmoji, fashion, outputs_of
+from tests.helpers.figures import fit_logged as fit
 
 
 def by_hand(model, datamodule, split, binary=False):
     """Probability of the predicted class and wrongness of every sample, computed without the callback's code."""
-    model.eval()
-    with torch.no_grad():
-        logits = model(datamodule.transform_inputs(datamodule.datasets[split].inputs))
+    logits, targets = outputs_of(model, datamodule, split)
     if binary:
         positive = logits.sigmoid()
         preds = (positive > 0.5).long()
@@ -47,7 +21,6 @@ def by_hand(model, datamodule, split, binary=False):
     else:
         probs = logits.softmax(dim=1)
         confidence, preds = probs.max(dim=1)
-    targets = datamodule.datasets[split].targets
     return preds, confidence, targets
 
 
@@ -67,14 +40,6 @@ def check_top_wrong(mistakes, stage, preds, confidence, targets, count):
     assert mistakes.num_wrong[stage] == len(wrong) and mistakes.num_samples[stage] == len(targets)
 
 
-def check_png(path, figure):
-    width, height = figure.get_size_inches() * 100
-    with Image.open(path) as image:
-        assert image.format == "PNG" and image.size == (round(width), round(height))
-        pixels = np.asarray(image.convert("RGB"))
-    assert pixels.std() > 0 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1
-
-
 def test_multiclass_val_and_test_show_the_most_confident_wrong_images(tmp_path, make_trainer, fashion_root):
     torch.manual_seed(0)
     model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[16])
@@ -85,7 +50,7 @@ def test_multiclass_val_and_test_show_the_most_confident_wrong_images(tmp_path, 
     for stage, split in (("val", "val"), ("test", "test")):
         check_top_wrong(mistakes, stage, *by_hand(model, dm, split), count=6)
         assert mistakes.plot_paths[stage] == tmp_path / "run" / "version_0" / f"mistakes_{stage}.png"
-    check_png(mistakes.plot_paths["test"], mistakes.last_figure)
+    assert_png(mistakes.plot_paths["test"], mistakes.last_figure)
 
     # the last figure is the test one: one image panel per shown mistake, titled with true and predicted label
     panels = [axes for axes in mistakes.last_figure.axes if axes.images]
@@ -108,7 +73,7 @@ def test_multiclass_val_and_test_show_the_most_confident_wrong_images(tmp_path, 
 
 def test_binary_one_logit_model_on_an_image_folder(tmp_path, make_trainer):
     torch.manual_seed(0)
-    dm = bitmoji(tmp_path)
+    dm = bitmoji(tmp_path, {"not_tom": 24, "tom": 24})
     model = BitmojiClassifier(input_size=144, hidden_sizes=[4], classes=dm.classes)
     mistakes = Mistakes(count=5, stages=["test"])
     fit(tmp_path, make_trainer, model, dm, [mistakes])
@@ -121,7 +86,7 @@ def test_binary_one_logit_model_on_an_image_folder(tmp_path, make_trainer):
     assert (mistakes.probabilities["test"] >= 0.5).all()  # the probability of the (wrong) predicted class
     title = [axes for axes in mistakes.last_figure.axes if axes.images][0].get_title()
     assert title.startswith("true: ") and ("pred: tom" in title or "pred: not_tom" in title)
-    check_png(mistakes.plot_paths["test"], mistakes.last_figure)
+    assert_png(mistakes.plot_paths["test"], mistakes.last_figure)
 
 
 def test_a_rotated_test_split_is_the_one_evaluated(tmp_path, make_trainer, fashion_root):
@@ -136,12 +101,8 @@ def test_a_rotated_test_split_is_the_one_evaluated(tmp_path, make_trainer, fashi
 
 def test_regression_data_gives_one_warning_and_no_figure(tmp_path, make_trainer):
     mistakes = Mistakes()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fit(tmp_path, make_trainer, DenseRegressor(hidden_sizes=[4]), ToyRegressionDataModule("linear", batch_size=5),
-            [mistakes])
-    ours = [w for w in caught if "Mistakes" in str(w.message)]
-    assert len(ours) == 1 and "needs uint8 images" in str(ours[0].message)
+    ours = figures.regression_warnings(tmp_path, make_trainer, mistakes)
+    assert len(ours) == 1 and "needs uint8 images" in ours[0]
     assert mistakes.plot_paths == {} and mistakes.last_figure is None
     assert not list(tmp_path.rglob("mistakes_*.png"))
 
@@ -155,31 +116,12 @@ def test_a_regressor_on_image_data_gives_one_warning(tmp_path, make_trainer, fas
     assert mistakes.plot_paths == {}
 
 
-class FinalWeights(Callback):
-    def on_train_end(self, trainer, pl_module):  # before the callbacks under test (they come first in the list)
-        self.weights = [p.detach().clone() for p in pl_module.parameters()]
-
-
-def train(make_trainer, fashion_root, callbacks):
-    pl.seed_everything(0, verbose=False)
-    model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[16], dropout=0.3)
-    trainer = make_trainer(max_epochs=2, callbacks=callbacks)
-    trainer.fit(model, datamodule=fashion(fashion_root, augment=True))
-    return model, torch.get_rng_state()
-
-
 def test_training_result_is_unchanged(make_trainer, fashion_root):
-    plain, plain_rng = train(make_trainer, fashion_root, [])
-    watched, watched_rng = train(make_trainer, fashion_root, [Mistakes()])
-    for a, b in zip(plain.parameters(), watched.parameters(), strict=True):
-        assert torch.equal(a, b)
-    assert torch.equal(plain_rng, watched_rng)  # what comes after the fit draws the same numbers too
+    figures.assert_training_unchanged(make_trainer, lambda: fashion(fashion_root, augment=True), Mistakes())
 
 
 def test_nothing_runs_per_training_step():
-    for hook in ("on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
-                 "on_validation_batch_end"):
-        assert getattr(Mistakes, hook) is getattr(Callback, hook)
+    figures.assert_no_hooks(Mistakes, extra=["on_validation_batch_end"])
 
 
 def test_predict_split_restores_modes_and_rng(fashion_root):

@@ -1,37 +1,23 @@
-import warnings
-
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
-from PIL import Image
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from datamodules import FashionMNISTDataModule, ImageFolderDataModule, ToyRegressionDataModule
+from datamodules import ImageFolderDataModule, ToyRegressionDataModule
 from lit_reg.callbacks.sample_grid import SampleGrid
 from lit_reg.models import DenseClassifier, DenseRegressor
 from tests.datamodules.image_trees import write_tree
+from tests.helpers import figures
+from tests.helpers.figures import assert_png, fit_logged, warnings_naming
 
 
 def fashion(fashion_root, **kwargs):
-    return FashionMNISTDataModule(data_dir=str(fashion_root), batch_size=64, download=False, **kwargs)
+    return figures.fashion(fashion_root, batch_size=64, **kwargs)
 
 
-def fit(tmp_path, make_trainer, model, datamodule, callbacks, **trainer_kwargs):
-    logger = TensorBoardLogger(str(tmp_path), name="run", default_hp_metric=False)
-    trainer = make_trainer(max_epochs=1, logger=logger, callbacks=callbacks, limit_val_batches=0, **trainer_kwargs)
-    trainer.fit(model, datamodule=datamodule)
-    return trainer
-
-
-def check_png(path, figure):
-    width, height = figure.get_size_inches() * 100
-    with Image.open(path) as image:
-        assert image.format == "PNG" and image.size == (round(width), round(height))
-        pixels = np.asarray(image.convert("RGB"))
-    assert pixels.std() > 0 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 1
+def fit(tmp_path, make_trainer, model, datamodule, callbacks):
+    """One epoch without validation or test: the grid is drawn when training starts."""
+    return fit_logged(tmp_path, make_trainer, model, datamodule, callbacks, test=False, limit_val_batches=0)
 
 
 def image_panels(figure):
@@ -50,7 +36,7 @@ def test_one_row_per_class_of_training_images(tmp_path, make_trainer, fashion_ro
         assert len(chosen) == 4 and len(set(chosen.tolist())) == 4 and (targets[chosen] == label).all()
     assert grid.plot_paths == {"train": tmp_path / "run" / "version_0" / "samples.png"}
     assert grid.augmented_images is None and not (tmp_path / "run" / "version_0" / "samples_augmented.png").exists()
-    check_png(grid.plot_paths["train"], grid.last_figure)
+    assert_png(grid.plot_paths["train"], grid.last_figure)
 
     panels = image_panels(grid.last_figure)
     assert len(panels) == 40
@@ -89,7 +75,7 @@ def test_augmented_grid_is_seeded_and_leaves_the_global_rng_alone(tmp_path, make
                   [grid])
     run = tmp_path / "run" / "version_0"
     assert grid.plot_paths == {"train": run / "samples.png", "augmented": run / "samples_augmented.png"}
-    check_png(grid.plot_paths["augmented"], grid.last_figure)
+    assert_png(grid.plot_paths["augmented"], grid.last_figure)
     assert len(image_panels(grid.last_figure)) == 30 and "BatchAugmentation" in grid.last_figure.get_suptitle()
 
     originals = dm.datasets["train"].inputs[torch.cat(list(grid.indices.values()))].float() / 255
@@ -121,43 +107,29 @@ def test_rgb_image_folder(tmp_path, make_trainer):
     assert [len(chosen) for chosen in grid.indices.values()] == [3, 1]  # dog has one training image
     panels = image_panels(grid.last_figure)
     assert len(panels) == 4 and panels[0].images[0].get_array().shape == (10, 10, 3)
-    check_png(grid.plot_paths["train"], grid.last_figure)
+    assert_png(grid.plot_paths["train"], grid.last_figure)
 
 
 def test_regression_data_gives_one_warning_and_no_figure(tmp_path, make_trainer):
     grid = SampleGrid()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+
+    def fit_twice():
         trainer = fit(tmp_path, make_trainer, DenseRegressor(hidden_sizes=[4]),
                       ToyRegressionDataModule("linear", batch_size=5), [grid])
         trainer.fit(trainer.lightning_module, datamodule=trainer.datamodule)  # a second fit warns no more
-    ours = [w for w in caught if "SampleGrid" in str(w.message)]
-    assert len(ours) == 1 and "images" in str(ours[0].message)
+
+    ours = warnings_naming("SampleGrid", fit_twice)
+    assert len(ours) == 1 and "images" in ours[0]
     assert grid.plot_paths == {} and grid.last_figure is None and not list(tmp_path.rglob("samples*.png"))
 
 
-
-
-def train(make_trainer, fashion_root, callbacks):
-    pl.seed_everything(0, verbose=False)
-    model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=[16], dropout=0.3)
-    make_trainer(max_epochs=2, callbacks=callbacks, limit_val_batches=0).fit(
-        model, datamodule=fashion(fashion_root, augment=True))
-    return model, torch.get_rng_state()
-
-
 def test_training_result_is_unchanged(make_trainer, fashion_root):
-    plain, plain_rng = train(make_trainer, fashion_root, [])
-    watched, watched_rng = train(make_trainer, fashion_root, [SampleGrid()])
-    for a, b in zip(plain.parameters(), watched.parameters(), strict=True):
-        assert torch.equal(a, b)
-    assert torch.equal(plain_rng, watched_rng)
+    figures.assert_training_unchanged(make_trainer, lambda: fashion(fashion_root, augment=True), SampleGrid(),
+                              limit_val_batches=0)
 
 
 def test_nothing_runs_per_training_step():
-    for hook in ("on_train_batch_start", "on_train_batch_end", "on_before_backward", "on_after_backward",
-                 "on_train_epoch_end"):
-        assert getattr(SampleGrid, hook) is getattr(Callback, hook)
+    figures.assert_no_hooks(SampleGrid, extra=["on_train_epoch_end"])
 
 
 @pytest.mark.parametrize("kwargs, message", [
