@@ -29,9 +29,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lit_reg.callbacks import weight_averaging  # noqa: E402
 from lit_reg.models import DenseClassifier  # noqa: E402
 
-#: option sets, by row label: the model's arguments (``callbacks``: extra callback names, see ``CALLBACKS``)
+#: option sets, by row label: the model's arguments, and ``weight_averaging``: the name of a weight-averaging callback
+#: (:func:`lit_reg.callbacks.weight_averaging`)
 OPTIONS: dict[str, dict[str, Any]] = {
     "plain": {},
     "dropout 0.2 (bernoulli)": {"dropout": 0.2},
@@ -45,7 +47,10 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "orthogonal penalty": {"orthogonal_penalty": 1e-4},
     "mixup 0.2": {"mixup_alpha": 0.2},
     "label smoothing 0.1": {"label_smoothing": 0.1},
-    "heaviest: all of the above": {"dropout": 0.2, "dropout_mode": "dropconnect", "batchnorm": True,
+    "EMA of the weights (callback)": {"weight_averaging": "ema"},
+    "SWA (callback, averaging from the start)": {"weight_averaging": "swa"},
+    "heaviest: all of the above": {"weight_averaging": "ema", "dropout": 0.2, "dropout_mode": "dropconnect",
+                                   "batchnorm": True,
                                    "input_noise": 0.2, "max_norm": 3.0, "l1_penalty": 1e-5, "l2_penalty": 1e-4,
                                    "activity_l1": 0.01, "activity_l2": 0.01, "orthogonal_penalty": 1e-4,
                                    "mixup_alpha": 0.2, "label_smoothing": 0.1},
@@ -70,10 +75,14 @@ class EpochTimer(pl.Callback):
 def epoch_seconds(options: dict[str, Any], loader: DataLoader) -> float:
     """One training epoch of the net with ``options``, timed by :class:`EpochTimer`."""
     torch.manual_seed(0)
+    options = dict(options)
+    averaging = options.pop("weight_averaging", None)
+    extra = [] if averaging is None else [weight_averaging(averaging, **({"swa_epoch_start": 0}
+                                                                          if averaging == "swa" else {}))]
     model = DenseClassifier(input_size=784, num_classes=10, hidden_sizes=HIDDEN, **options)
     timer = EpochTimer()
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[*extra, timer],
                          limit_val_batches=0, num_sanity_val_steps=0)
     trainer.fit(model, train_dataloaders=loader)
     return timer.seconds

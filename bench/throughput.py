@@ -70,18 +70,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import io
 import json
 import math
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -336,6 +339,26 @@ class LectureModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.RMSprop(self.parameters(), lr=LR)
+
+
+def torchvision_layout(data_dir: str, tmp: str) -> str:
+    """``data_dir`` if torchvision's ``FashionMNIST`` finds its files there (``FashionMNIST/raw/``, unpacked), else
+    ``tmp`` holding them unpacked in that layout: Debian's ``/usr/share/datasets/fashion-mnist`` has the four ``.gz``
+    files side by side, which our datamodule reads but the lecture's pipeline (c) does not."""
+    raw = Path(data_dir) / "FashionMNIST" / "raw"
+    names = [f"{split}-{kind}" for split in ("train", "t10k") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    if all((raw / name).is_file() for name in names):
+        return data_dir
+    target = Path(tmp) / "FashionMNIST" / "raw"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        found = [p for p in (Path(data_dir) / name, Path(data_dir) / f"{name}.gz", raw / f"{name}.gz") if p.is_file()]
+        if not found:
+            raise SystemExit(f"--data-dir {data_dir}: no {name} (or .gz) there or in FashionMNIST/raw/")
+        opener = gzip.open if found[0].suffix == ".gz" else open
+        with opener(found[0], "rb") as source, open(target / name, "wb") as out:
+            shutil.copyfileobj(source, out)
+    return tmp
 
 
 def lecture_datasets(data_dir: str, mean: float, std: float) -> tuple[Subset, Subset]:
@@ -690,7 +713,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.num_train:
         sizes["num_train"] = args.num_train
     with tempfile.TemporaryDirectory(prefix="lit_reg_bench_data_") as tmp:
-        data_dir = args.data_dir or tmp
+        data_dir = torchvision_layout(args.data_dir, tmp) if args.data_dir else tmp
         if not args.data_dir:
             write_fashion_mnist(data_dir, num_train=sizes["num_train"], num_test=sizes["num_test"], seed=SEED)
         pipelines = (PIPELINES + ((STEP_CURVES_PIPELINE,) if args.step_curves else ())

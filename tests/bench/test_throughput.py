@@ -77,3 +77,25 @@ def test_compile_row_times_the_second_epoch(throughput, capsys):
     assert timed["train_samples_per_s"] == pytest.approx(360 / timed["epoch_s"])
     assert timed["first_epoch_s"] > timed["epoch_s"]  # the first epoch compiles
     assert "(g) lit_reg fit compiled" in capsys.readouterr().out
+
+
+def test_debians_flat_gz_files_are_unpacked_into_torchvisions_layout(throughput, tmp_path):
+    import gzip
+
+    from datamodules.fakes import write_fashion_mnist
+
+    write_fashion_mnist(str(tmp_path / "fake"), num_train=20, num_test=10)
+    raw = tmp_path / "fake" / "FashionMNIST" / "raw"
+    flat = tmp_path / "flat"  # Debian's layout: the four .gz files side by side
+    flat.mkdir()
+    for path in raw.iterdir():
+        if not path.name.endswith(".gz"):
+            (flat / f"{path.name}.gz").write_bytes(gzip.compress(path.read_bytes()))
+    assert throughput.torchvision_layout(str(tmp_path / "fake"), str(tmp_path / "unused")) == str(tmp_path / "fake")
+    unpacked = throughput.torchvision_layout(str(flat), str(tmp_path / "tmp"))
+    assert unpacked == str(tmp_path / "tmp")
+    from torchvision.datasets import FashionMNIST
+
+    assert len(FashionMNIST(unpacked, train=True, download=False)) == 20
+    with pytest.raises(SystemExit, match="no train-images-idx3-ubyte"):
+        throughput.torchvision_layout(str(tmp_path / "empty"), str(tmp_path / "tmp2"))
