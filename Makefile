@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo study-demo test test-fast lint mutation bench bench-bitmoji bench-fashion-mnist figures tensorboard clean-logs
+.PHONY: help demo study-demo test test-fast lint mutation bench bench-bitmoji bench-fashion-mnist figures docs tensorboard clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ $(VENV)/.study: pyproject.toml | $(BIN)/python
 
 $(VENV)/.bench: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[bench]'
+	touch $@ $(VENV)/.runtime
+
+$(VENV)/.docs: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[docs]'
 	touch $@ $(VENV)/.runtime
 
 demo: $(VENV)/.runtime ## train the toy-regression early-stopping demo (no download needed)
@@ -70,6 +74,9 @@ bench-fashion-mnist: $(VENV)/.bench ## real FashionMNIST: the lectures' nets, ou
 
 figures: $(VENV)/.runtime ## redraw the pictures of docs/figures.md into docs/images/ (about 20 s)
 	$(BIN)/python docs/make_figures.py
+
+docs: $(VENV)/.docs ## build the documentation site into site/ (mkdocs --strict: a broken link or reference fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 tensorboard: $(VENV)/.runtime ## open TensorBoard on logs/
 	$(BIN)/tensorboard --logdir logs
