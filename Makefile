@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo study-demo test test-fast lint mutation bench bench-bitmoji bench-fashion-mnist figures docs tensorboard clean-logs
+.PHONY: help demo study-demo test test-fast lint mutation bench bench-bitmoji bench-fashion-mnist figures docs notebooks tensorboard clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ $(VENV)/.study: pyproject.toml | $(BIN)/python
 
 $(VENV)/.bench: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[bench]'
+	touch $@ $(VENV)/.runtime
+
+$(VENV)/.notebooks: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[notebooks]'
 	touch $@ $(VENV)/.runtime
 
 $(VENV)/.docs: pyproject.toml | $(BIN)/python
@@ -77,6 +81,9 @@ figures: $(VENV)/.runtime ## redraw the pictures of docs/figures.md into docs/im
 
 docs: $(VENV)/.docs ## build the documentation site into site/ (mkdocs --strict: a broken link or reference fails)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+notebooks: $(VENV)/.notebooks ## execute notebooks/ in full into logs/notebooks/*.ipynb (LIT_REG_FAST=1 quick, NOTEBOOKS=... some)
+	$(BIN)/python tools/run_notebooks.py $(NOTEBOOKS)
 
 tensorboard: $(VENV)/.runtime ## open TensorBoard on logs/
 	$(BIN)/tensorboard --logdir logs
