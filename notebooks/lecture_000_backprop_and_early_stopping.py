@@ -24,10 +24,6 @@
 
 # %%
 # %matplotlib inline
-import os
-import tempfile
-from pathlib import Path
-
 import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
@@ -35,12 +31,10 @@ from matplotlib.figure import Figure
 from datamodules import ToyRegressionDataModule
 from lit_reg import DenseRegressor, default_callbacks, default_logger
 from lit_reg.callbacks import LearningCurves, RegressionFit
+from lit_reg.notebook import lecture_setup
 
-FAST = os.environ.get("LIT_REG_FAST", "0") == "1"  # few epochs: a smoke test of the notebook
-ROOT = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").is_file()), Path.cwd())
-# the TensorBoard runs and the figures' PNGs: logs/notebooks/ (outside git), a temporary folder in FAST mode
-LOGS = Path(tempfile.mkdtemp(prefix="lit_reg_lecture_000_")) if FAST else ROOT / "logs" / "notebooks" / "lecture_000"
-print(f"FAST={FAST}, runs in {LOGS}")
+setup = lecture_setup("lecture_000")
+FAST, LOGS = setup.fast, setup.logs
 
 # %% [markdown]
 # ## 1. Autograd on the 1-2-1 sigmoid net

@@ -25,30 +25,17 @@
 
 # %%
 # %matplotlib inline
-import os
-import tempfile
-from pathlib import Path
-
 import pytorch_lightning as pl
 from matplotlib.figure import Figure
 
 from datamodules import FashionMNISTDataModule
-from datamodules.fakes import write_fashion_mnist
 from datamodules.toy_classification import ToyClassificationDataModule
 from lit_reg import DenseClassifier, default_callbacks, default_logger
 from lit_reg.callbacks import DecisionBoundary, LearningCurves, SampleGrid, StepCurves
+from lit_reg.notebook import lecture_setup
 
-FAST = os.environ.get("LIT_REG_FAST", "0") == "1"  # tiny data and few epochs: a smoke test of the notebook
-ROOT = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").is_file()), Path.cwd())
-LOGS = Path(tempfile.mkdtemp(prefix="lit_reg_lecture_001_")) if FAST else ROOT / "logs" / "notebooks" / "lecture_001"
-REAL_DATA = Path(os.environ.get("LIT_REG_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
-if FAST or not any(REAL_DATA.glob("**/train-images-idx3-ubyte*")):
-    DATA_DIR = str(LOGS / "fake_fashion_mnist")
-    write_fashion_mnist(DATA_DIR, num_train=300, num_test=100)
-    print(f"generated FashionMNIST-like images in {DATA_DIR} (not the real set: the numbers mean nothing)")
-else:
-    DATA_DIR = str(REAL_DATA)
-print(f"FAST={FAST}, data in {DATA_DIR}, runs in {LOGS}")
+setup = lecture_setup("lecture_001", fashion_mnist=True)
+FAST, LOGS, DATA_DIR = setup.fast, setup.logs, setup.data_dir
 
 # %% [markdown]
 # ## 1. The lecture's FashionMNIST net as a LightningModule

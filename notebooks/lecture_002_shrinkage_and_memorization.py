@@ -26,30 +26,17 @@
 
 # %%
 # %matplotlib inline
-import os
-import tempfile
-from pathlib import Path
-
 import pytorch_lightning as pl
 from matplotlib.figure import Figure
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from datamodules import FashionMNISTDataModule, ToyRegressionDataModule
-from datamodules.fakes import write_fashion_mnist
 from lit_reg import DenseClassifier, DenseRegressor, default_callbacks, default_logger
 from lit_reg.callbacks import LearningCurves, RegressionFit, WeightNormMonitor
+from lit_reg.notebook import lecture_setup
 
-FAST = os.environ.get("LIT_REG_FAST", "0") == "1"  # tiny data and few epochs: a smoke test of the notebook
-ROOT = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").is_file()), Path.cwd())
-LOGS = Path(tempfile.mkdtemp(prefix="lit_reg_lecture_002_")) if FAST else ROOT / "logs" / "notebooks" / "lecture_002"
-REAL_DATA = Path(os.environ.get("LIT_REG_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
-if FAST or not any(REAL_DATA.glob("**/train-images-idx3-ubyte*")):
-    DATA_DIR = str(LOGS / "fake_fashion_mnist")
-    write_fashion_mnist(DATA_DIR, num_train=300, num_test=100)
-    print(f"generated FashionMNIST-like images in {DATA_DIR} (not the real set: the numbers mean nothing)")
-else:
-    DATA_DIR = str(REAL_DATA)
-print(f"FAST={FAST}, data in {DATA_DIR}, runs in {LOGS}")
+setup = lecture_setup("lecture_002", fashion_mnist=True)
+FAST, LOGS, DATA_DIR = setup.fast, setup.logs, setup.data_dir
 
 # %% [markdown]
 # ## 1. The weight norm grows while the net over-fits; weight decay keeps it lower

@@ -105,7 +105,7 @@ def test_notebook_is_a_percent_notebook_that_reads_fast(name):
     assert all(source for _, source in found), "empty cell"
     setup = next(source for kind, source in found if kind == "code")
     assert "# %matplotlib inline" in setup  # jupytext turns it into the magic: figures show inline in Jupyter
-    assert 'FAST = os.environ.get("LIT_REG_FAST", "0") == "1"' in setup
+    assert 'lecture_setup("' + name[:11] + '"' in setup  # LIT_REG_FAST, the run folder and the data: lit_reg.notebook
     assert ".fit(" in path.read_text() and "last_figure" in path.read_text()
     assert "lecture" in found[0][1].lower()
 
