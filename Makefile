@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo study-demo test test-fast lint mutation bench bench-bitmoji bench-fashion-mnist figures docs notebooks tensorboard clean-logs
+.PHONY: help demo study-demo test test-fast lint mutation mutation-sample bench bench-bitmoji bench-fashion-mnist figures docs notebooks tensorboard clean-logs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,9 +62,17 @@ $(MUTATION_VENV)/.mutmut: $(VENV)/.dev
 	$(MUTATION_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'mutmut>=3.8,<4'
 	touch $@
 
-mutation: $(MUTATION_VENV)/.mutmut ## mutation testing of the core modules (mutmut, hours on 2 cores; not in CI): mutants/report.md
-	$(MUTATION_VENV)/bin/mutmut run --max-children 2 $(MUTANTS)
+mutation: $(MUTATION_VENV)/.mutmut ## mutation testing of the core modules (mutmut, many hours on 2 cores; not in CI): mutants/report.md
+	$(if $(MUTATION_BUDGET_S),LIT_REG_MUTATION_BUDGET_S=$(MUTATION_BUDGET_S)) $(MUTATION_VENV)/bin/mutmut run --max-children 2 $(MUTANTS)
 	$(MUTATION_VENV)/bin/python tools/mutation_report.py --out mutants/report.md
+
+# a seeded 10 % of each module's mutants, each against its fastest tests up to 30 s: an estimate of the whole score
+MUTATION_SAMPLE ?= 0.1
+MUTATION_SAMPLE_BUDGET_S ?= 30
+mutation-sample: $(MUTATION_VENV)/.mutmut ## mutation score of a random sample of the mutants, with its interval (about an hour): mutants/sample-report.md
+	mkdir -p mutants && $(MUTATION_VENV)/bin/python tools/mutation_sample.py --fraction $(MUTATION_SAMPLE) > mutants/sample.txt
+	LIT_REG_MUTATION_BUDGET_S=$(MUTATION_SAMPLE_BUDGET_S) $(MUTATION_VENV)/bin/mutmut run --max-children 2 $$(cat mutants/sample.txt)
+	$(MUTATION_VENV)/bin/python tools/mutation_report.py --sample mutants/sample.txt --out mutants/sample-report.md
 
 bench: $(VENV)/.runtime ## throughput (lit_reg fit vs hand loop, lecture pipeline, bare Lightning) and each regularizer's step cost (minutes)
 	$(BIN)/python bench/throughput.py --json bench/throughput.json

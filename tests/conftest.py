@@ -13,6 +13,8 @@ from pytorch_lightning.callbacks import Callback
 
 from datamodules.fakes import write_fashion_mnist
 
+pytest_plugins = ["pytester"]  # tests/test_mutation_helpers.py runs pytest on a plugin
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

@@ -41,13 +41,34 @@ def diff_of(mutant: str, mutmut: str) -> str:
                      ("+++", "---"))
 
 
-def report(by_file: dict[str, dict[str, str]], equivalent: dict[str, str], mutmut: str) -> str:
+def only(by_file: dict[str, dict[str, str]], names: set[str]) -> dict[str, dict[str, str]]:
+    """The outcomes of the named mutants only (a sample), files without any left out."""
+    kept = {source: {n: o for n, o in mutants.items() if n in names} for source, mutants in by_file.items()}
+    return {source: mutants for source, mutants in kept.items() if mutants}
+
+
+def score_interval(killed: int, run: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson interval of the kill rate of all mutants, from a random sample of ``run`` (scipy)."""
+    from scipy.stats import binomtest
+
+    interval = binomtest(killed, run).proportion_ci(confidence_level=confidence)
+    return interval.low, interval.high
+
+
+def report(by_file: dict[str, dict[str, str]], equivalent: dict[str, str], mutmut: str,
+           sample_of: int | None = None) -> str:
     total = Counter(outcome for mutants in by_file.values() for outcome in mutants.values())
     run = total[KILLED] + total[SURVIVED] + total[NO_TESTS]
     lines = ["# Mutation testing report", "",
              f"Killed {total[KILLED]} of {run} mutants run ({100 * total[KILLED] / max(run, 1):.1f} %); "
-             f"{total[SURVIVED]} survived, {total[NO_TESTS]} had no test reaching them, {total[NOT_RUN]} not run.", "",
-             "| module | killed | survived | no tests | not run | killed % |", "|---|---:|---:|---:|---:|---:|"]
+             f"{total[SURVIVED]} survived, {total[NO_TESTS]} had no test reaching them, {total[NOT_RUN]} not run.", ""]
+    if sample_of and run:
+        low, high = score_interval(total[KILLED], run)
+        lines += [f"These mutants are a random sample of the {sample_of} (`tools/mutation_sample.py`): the score of "
+                  f"all of them lies in {100 * low:.1f} to {100 * high:.1f} % with 95 % confidence (Clopper-Pearson).",
+                  ""]
+    lines += [
+              "| module | killed | survived | no tests | not run | killed % |", "|---|---:|---:|---:|---:|---:|"]
     for source, mutants in by_file.items():
         c = Counter(mutants.values())
         ran = c[KILLED] + c[SURVIVED] + c[NO_TESTS]
@@ -70,12 +91,18 @@ def main(argv: list[str] | None = None) -> dict[str, int]:
     parser.add_argument("--mutants", type=Path, default=Path("mutants"), help="mutmut's working folder")
     parser.add_argument("--out", type=Path, default=Path("mutants/report.md"), help="the Markdown report to write")
     parser.add_argument("--mutmut", default=str(Path(sys.executable).with_name("mutmut")), help="mutmut command")
+    parser.add_argument("--sample", type=Path, help="report only the mutants named in this file (one a line), as a "
+                                                    "random sample of all, with the interval of the whole score")
     args = parser.parse_args(argv)
     by_file = outcomes(args.mutants)
     if not by_file:
         parser.error(f"no mutmut results in {args.mutants}/: run `mutmut run` first (make mutation does)")
+    sample_of = None
+    if args.sample:
+        sample_of = sum(len(mutants) for mutants in by_file.values())
+        by_file = only(by_file, set(args.sample.read_text().split()))
     equivalent = json.loads(EQUIVALENTS.read_text()) if EQUIVALENTS.is_file() else {}
-    args.out.write_text(report(by_file, equivalent, args.mutmut))
+    args.out.write_text(report(by_file, equivalent, args.mutmut, sample_of))
     totals = dict(Counter(o for mutants in by_file.values() for o in mutants.values()))
     print(f"{args.out}: {totals}")
     return totals
