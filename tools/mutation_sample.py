@@ -32,8 +32,13 @@ def generate_mutants() -> None:
     """Have mutmut write ``mutants/`` (the first step of ``mutmut run``, without its test runs)."""
     import os
 
-    from mutmut.__main__ import (copy_also_copy_files, copy_src_dir, create_mutants, setup_source_paths,
-                                 store_lines_covered_by_tests)
+    from mutmut.__main__ import (
+        copy_also_copy_files,
+        copy_src_dir,
+        create_mutants,
+        setup_source_paths,
+        store_lines_covered_by_tests,
+    )
     from mutmut.mutation.trampoline import set_mutant_under_test
 
     set_mutant_under_test("mutant_generation")
