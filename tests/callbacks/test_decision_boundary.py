@@ -5,6 +5,11 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from matplotlib.collections import PathCollection
+from matplotlib.colors import to_rgba
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from PIL import Image
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -14,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from datamodules import FashionMNISTDataModule, ToyRegressionDataModule
 from datamodules.toy_classification import ToyClassificationDataModule
 from lit_reg.callbacks.decision_boundary import (
+    BoundaryMap,
     DecisionBoundary,
     contour_length,
     mean_gradient_norm,
@@ -312,3 +318,67 @@ def test_works_without_a_logger(tmp_path, make_trainer):
 def test_bad_arguments_name_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DecisionBoundary(**kwargs)
+
+
+def test_without_datamodule_class_names_the_models_are_used(tmp_path, make_trainer):
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(20, 2, generator=generator)
+    loader = DataLoader(TensorDataset(inputs, (inputs[:, 0] > 0).long()), batch_size=10)
+    boundary = DecisionBoundary(resolution=10)
+    model = BitmojiClassifier(input_size=2, hidden_sizes=[4], classes=["outer", "inner"])
+    fit(make_trainer, model, loader, [boundary], epochs=1)
+    assert boundary.boundary.class_names == ["outer", "inner"]
+    assert boundary.last_figure.axes[1].get_ylabel() == "P(class 'inner')"
+
+
+def contour_sets(axes):
+    """``(filled, lines)``: the levels of the filled contour set and of the line contour set drawn on ``axes``."""
+    sets = [c for c in axes.collections if isinstance(c, ContourSet)]
+    filled = [list(c.levels) for c in sets if c.filled]
+    lines = [list(c.levels) for c in sets if not c.filled]
+    assert len(filled) == len(lines) == 1
+    return filled[0], lines[0]
+
+
+def hand_made_map(num_classes):
+    xx, yy = np.meshgrid(np.linspace(0, 1, 12), np.linspace(0, 1, 12))
+    logits = torch.from_numpy(np.stack([xx * c + yy * (c % 2) for c in range(num_classes)], axis=-1))
+    return BoundaryMap(xx, yy, logits.softmax(dim=-1).numpy(), 3, "hand made",
+                       class_names=[str(c) for c in range(num_classes)])
+
+
+def test_the_probability_map_has_ten_bands_and_its_boundary_is_the_half_contour():
+    axes = Figure().subplots()
+    DecisionBoundary().draw(axes, hand_made_map(2), colorbar=False, legend=False)
+    filled, lines = contour_sets(axes)
+    assert filled == pytest.approx(np.linspace(0, 1, 11).tolist()) and lines == [0.5]
+
+
+def test_the_class_map_has_one_band_per_class_and_boundaries_between_them():
+    axes = Figure().subplots()
+    DecisionBoundary().draw(axes, hand_made_map(3), legend=False)
+    filled, lines = contour_sets(axes)
+    assert filled == [-0.5, 0.5, 1.5, 2.5] and lines == [0.5, 1.5]
+
+
+def test_drawing_before_fit_is_an_error():
+    with pytest.raises(ValueError, match="nothing to draw yet: the boundary is computed at the end of fit"):
+        DecisionBoundary().draw(Figure().subplots())
+
+
+def test_the_class_map_is_filled_with_the_class_colours_and_the_points_are_small_outlined_markers():
+    boundary = hand_made_map(3)
+    boundary.points = {"train": (torch.tensor([[0.1, 0.1], [0.9, 0.2], [0.5, 0.9]]), torch.tensor([0, 1, 2]))}
+    axes = Figure().subplots()
+    DecisionBoundary().draw(axes, boundary)
+    filled = next(c for c in axes.collections if isinstance(c, ContourSet) and c.filled)
+    expected = [to_rgba(name, alpha=0.35) for name in ("tab:blue", "tab:red", "tab:green")]
+    np.testing.assert_allclose(filled.get_facecolor(), expected)  # one band per class, in the class's colour
+    points = [c for c in axes.collections if isinstance(c, PathCollection)]
+    assert [tuple(c.get_facecolor()[0]) for c in points] == [to_rgba(name) for name in ("tab:blue", "tab:red",
+                                                                                        "tab:green")]
+    for markers in points:
+        assert markers.get_sizes().tolist() == [22]
+        np.testing.assert_allclose(markers.get_edgecolors(), [to_rgba("black")])
+    legend = axes.get_legend()
+    assert [t.get_fontsize() for t in legend.get_texts()] == [FontProperties(size="small").get_size_in_points()] * 3

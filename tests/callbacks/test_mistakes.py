@@ -1,10 +1,12 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lit_reg.callbacks.mistakes import Mistakes
-from lit_reg.callbacks.split_predictions import evaluating, predict_split
+from lit_reg.callbacks.split_predictions import SplitPredictions, evaluating, predict_split
 from lit_reg.models import BitmojiClassifier, DenseClassifier, DenseRegressor
 from tests.helpers import figures
 from tests.helpers.figures import assert_png, bitmoji, fashion, outputs_of
@@ -152,3 +154,39 @@ def test_predict_split_restores_modes_and_rng(fashion_root):
 def test_arguments_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Mistakes(**kwargs)
+
+
+def test_defaults_are_sixteen_images_and_batches_of_1024():
+    mistakes = Mistakes()
+    assert mistakes.count == 16 and mistakes.batch_size == 1024
+    assert mistakes.stages == ("val", "test") and mistakes.panel_size == (1.8, 2.0)
+
+
+def collected(mistakes, preds, targets):
+    """``mistakes`` after collecting the val split of ``len(targets)`` 4x4 images predicted as ``preds``."""
+    preds, targets = torch.tensor(preds), torch.tensor(targets)
+    probs = torch.nn.functional.one_hot(preds, 2).float() * 0.5 + 0.25
+    images = torch.arange(len(targets) * 16, dtype=torch.uint8).reshape(-1, 4, 4)
+    datamodule = SimpleNamespace(datasets={"val": SimpleNamespace(inputs=images)})
+    mistakes.collect("val", SplitPredictions("val", probs, preds, targets, ["a", "b"], False), datamodule)
+    return mistakes
+
+
+def test_a_split_without_mistakes_draws_a_centred_note_on_a_default_size_figure():
+    figure = collected(Mistakes(), [0, 1, 1], [0, 1, 1]).plot("val")
+    assert tuple(figure.get_size_inches()) == pytest.approx((6.4, 4.8))
+    assert figure.get_suptitle().startswith("Validation split: none of 3 images\n")
+    note = figure.axes[0].texts[0]
+    assert note.get_text() == "no misclassified images"
+    assert note.get_position() == (0.5, 0.5)
+    assert note.get_horizontalalignment() == "center" and note.get_verticalalignment() == "center"
+
+
+def test_the_figure_grows_with_the_panels_and_the_title_counts_the_mistakes():
+    preds, targets = [1, 1, 1, 0, 0], [0, 0, 0, 0, 0]  # three wrong
+    figure = collected(Mistakes(), preds, targets).plot("val")  # all three: a 2x2 grid of 1.8x2 inch panels
+    assert figure.get_suptitle().startswith("Validation split: all 3 wrong of 5 images\n")
+    assert tuple(figure.get_size_inches()) == pytest.approx((6.4, 2 * 2.0 + 0.6))
+    figure = collected(Mistakes(count=2, panel_size=(4.0, 3.0)), preds, targets).plot("val")
+    assert figure.get_suptitle().startswith("Validation split: the 2 most confidently wrong of 5 images\n")
+    assert tuple(figure.get_size_inches()) == pytest.approx((2 * 4.0, 3.0 + 0.6))

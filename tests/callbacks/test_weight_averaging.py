@@ -11,6 +11,7 @@ from lit_reg.callbacks.weight_averaging import (
     WEIGHT_AVERAGING,
     EMAWeightAveraging,
     SWAWeightAveraging,
+    update_batch_norm,
     weight_averaging,
 )
 from lit_reg.models import DenseClassifier, DenseRegressor
@@ -277,7 +278,8 @@ def test_a_model_the_pass_cannot_feed_gets_one_warning_and_the_averaged_statisti
     data = DataLoader([{"x": torch.randn(8, 3), "y": torch.randn(8, 1)} for _ in range(3)], batch_size=None)
     averaging = SWAWeightAveraging(swa_epoch_start=0)
     trainer = make_trainer(max_epochs=3, callbacks=[averaging])
-    with pytest.warns(UserWarning, match="could not recompute the batch-norm statistics") as record:
+    with pytest.warns(UserWarning, match=r"^SWAWeightAveraging: could not recompute the batch-norm statistics of "
+                                         r"the averaged weights \(TypeError: ") as record:
         trainer.fit(DictBatchModel(), train_dataloaders=data, val_dataloaders=data)
     assert sum("could not recompute" in str(w.message) for w in record) == 1
     assert trainer.callback_metrics["val_loss"].isfinite()
@@ -328,7 +330,8 @@ def test_a_checkpoint_saved_during_validation_holds_the_average_and_the_current_
 
 def test_weights_only_checkpoints_are_warned_about(make_trainer, tmp_path):
     weights_only = ModelCheckpoint(dirpath=str(tmp_path), monitor="val_loss", save_weights_only=True)
-    with pytest.warns(UserWarning, match="save_weights_only=True saves the current weights"):
+    with pytest.warns(UserWarning, match="^EMAWeightAveraging: a ModelCheckpoint with save_weights_only=True saves "
+                                         "the current weights"):
         fit_toy(make_trainer, EMAWeightAveraging(decay=0.7), epochs=1, extra=[weights_only], enable_checkpointing=True)
 
 
@@ -343,3 +346,111 @@ def test_batch_norm_pass_takes_the_batches_limit_train_batches_allows(make_train
     mean, var = by_hand_statistics(model.net[0], [x for x, _ in dm.train_dataloader()][:2])
     torch.testing.assert_close(model.net[1].running_mean, mean, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(model.net[1].running_var, var, atol=1e-5, rtol=1e-5)
+
+
+def test_resuming_swa_from_a_checkpoint_written_at_validation_continues_the_average(make_trainer, tmp_path):
+    def fit(directory, ckpt_path=None):
+        torch.manual_seed(0)
+        model = DenseRegressor(hidden_sizes=[8], batchnorm=True, lr=0.02)
+        every = ModelCheckpoint(dirpath=str(directory), monitor="val_loss", save_top_k=-1, filename="{epoch}",
+                                save_on_train_epoch_end=False)  # written at the end of validation, inside the epoch
+        trainer = make_trainer(max_epochs=4, enable_checkpointing=True,
+                               callbacks=[SWAWeightAveraging(swa_epoch_start=1), every])
+        trainer.fit(model, datamodule=ToyRegressionDataModule("quadratic", batch_size=8), ckpt_path=ckpt_path)
+        return model
+
+    straight = fit(tmp_path / "ckpt")
+    # the resume state says which epochs the average holds already: none before the start epoch, then up to epoch 1
+    states = [torch.load(tmp_path / "ckpt" / f"epoch={e}.ckpt", weights_only=False)["callbacks"] for e in (0, 1)]
+    assert [next(v["latest_update_epoch"] for k, v in state.items() if "WeightAveraging" in k)
+            for state in states] == [-1, 1]
+    # resuming inside epoch 1, whose update is in the average already: not averaged twice
+    resumed = fit(tmp_path / "resumed", ckpt_path=str(tmp_path / "ckpt" / "epoch=1.ckpt"))
+    assert_same(state_of(resumed), state_of(straight))
+
+
+class ScaledInputsRegressor(DenseRegressor):
+    """Triples the inputs in ``on_before_batch_transfer``: the batch-norm pass must see them tripled too."""
+
+    def on_before_batch_transfer(self, batch, dataloader_idx):
+        x, y = batch
+        return 3 * x, y
+
+
+def test_batch_norm_pass_goes_through_the_models_hooks_and_keeps_the_shuffled_order(make_trainer):
+    torch.manual_seed(0)
+    x, y = torch.randn(24, 3), torch.randn(24, 1)
+
+    def fit(*callbacks):
+        torch.manual_seed(0)
+        model, recorder = ScaledInputsRegressor(input_size=3, hidden_sizes=[4], batchnorm=True, lr=0.05), Recorder()
+        shuffled = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True,
+                              generator=torch.Generator().manual_seed(0))  # the loader's own generator
+        trainer = make_trainer(max_epochs=3, callbacks=[recorder, *callbacks])
+        trainer.fit(model, train_dataloaders=shuffled, val_dataloaders=DataLoader(TensorDataset(x, y), batch_size=8))
+        return model, recorder.final, shuffled
+
+    plain = fit()[1]
+    model, final, shuffled = fit(EMAWeightAveraging(decay=0.8))
+    assert_same(final, plain, atol=0)  # the passes before each validation left the loader's order alone
+    # the last pass drew the batches the loader gives next, each through on_before_batch_transfer
+    mean, var = by_hand_statistics(model.net[0], [3 * inputs for inputs, _ in shuffled])
+    torch.testing.assert_close(model.net[1].running_mean, mean, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model.net[1].running_var, var, atol=1e-5, rtol=1e-5)
+
+
+def test_batch_norm_pass_under_ddp_averages_the_statistics_over_the_ranks(make_trainer, monkeypatch):
+    torch.manual_seed(0)
+    module = DenseRegressor(input_size=3, hidden_sizes=[4], batchnorm=True)
+    batches = [(torch.randn(8, 3), torch.randn(8, 1)) for _ in range(3)]
+    trainer = make_trainer(limit_train_batches=2)
+    other_rank = [torch.full((4,), 5.0), torch.full((4,), 3.0)]  # its running_mean and running_var
+    monkeypatch.setattr(pl.Trainer, "world_size", property(lambda self: 2))
+
+    def reduce(tensor, reduce_op=None):  # DDP's reduce: the sum over the ranks unless asked for the mean
+        total = tensor + other_rank.pop(0)
+        return total / 2 if reduce_op in ("mean", "avg") else total
+
+    monkeypatch.setattr(trainer.strategy, "reduce", reduce)
+    assert update_batch_norm(module, batches, trainer, module) == 2
+    assert other_rank == []
+    mean, var = by_hand_statistics(module.net[0], [x for x, _ in batches[:2]])
+    torch.testing.assert_close(module.net[1].running_mean, (mean + 5) / 2, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(module.net[1].running_var, (var + 3) / 2, atol=1e-5, rtol=1e-5)
+
+
+class Batches:
+    """An iterable of batches that is no ``DataLoader``."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def test_a_fit_loader_that_is_no_dataloader_warns_and_keeps_the_averaged_statistics(make_trainer):
+    torch.manual_seed(0)
+    batches = Batches([(torch.randn(8, 3), torch.randn(8, 1)) for _ in range(3)])
+    model = DenseRegressor(input_size=3, hidden_sizes=[4], batchnorm=True, lr=0.05)
+    trainer = make_trainer(max_epochs=2, callbacks=[EMAWeightAveraging(decay=0.8)])
+    with pytest.warns(UserWarning, match=r"^EMAWeightAveraging: no training dataloader to recompute the batch-norm "
+                                         r"statistics of the averaged weights from \(use a LightningDataModule\)"):
+        trainer.fit(model, train_dataloaders=batches, val_dataloaders=batches)
+    assert int(model.net[1].num_batches_tracked) != 3  # Lightning's averaged statistics, not a pass over 3 batches
+
+
+class GrowingRegressor(DenseRegressor):
+    """Registers a buffer once the fit started, after the averaging callback copied the model."""
+
+    def on_fit_start(self):
+        self.register_buffer("seen", torch.zeros(1))
+
+
+def test_a_model_that_grows_a_tensor_during_fit_cannot_be_checkpointed_before_the_average(make_trainer, tmp_path):
+    torch.manual_seed(0)
+    every = ModelCheckpoint(dirpath=str(tmp_path), monitor=None, filename="last")
+    trainer = make_trainer(max_epochs=1, enable_checkpointing=True,
+                           callbacks=[SWAWeightAveraging(swa_epoch_start=5), every])
+    with pytest.raises(ValueError):  # not a checkpoint whose weights lack the new tensor
+        trainer.fit(GrowingRegressor(hidden_sizes=[8], lr=0.02), datamodule=ToyRegressionDataModule("quadratic"))

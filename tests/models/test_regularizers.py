@@ -90,6 +90,13 @@ def test_dropconnect_drops_weights_not_biases_rescales_the_kept_ones_and_is_plai
     assert set(layer.state_dict()) == {"weight", "bias"}  # checkpoints load into a plain Linear
 
 
+def test_dropconnect_without_bias_and_a_bad_rate_named_in_the_error():
+    layer = DropConnectLinear(6, 4, p=0.5, bias=False)
+    assert layer.bias is None and set(layer.state_dict()) == {"weight"}
+    with pytest.raises(ValueError, match="`dropout`"):
+        DropConnectLinear(6, 4, p=1.5)
+
+
 # -- max-norm ------------------------------------------------------------------------------------------------------
 def test_apply_max_norm_shortens_only_the_rows_longer_than_c():
     w = torch.tensor([[3.0, 4.0], [0.6, 0.0]])
@@ -158,6 +165,8 @@ def test_orthogonality_penalty_is_the_squared_frobenius_distance_of_w_w_transpos
     gram = w @ w.T
     assert orthogonality_penalty([w]).item() == pytest.approx(((gram - torch.eye(3)) ** 2).sum().item())
     assert orthogonality_penalty([torch.eye(3)[:2]]).item() == 0.0  # orthonormal rows cost nothing
+    low = orthogonality_penalty([w.bfloat16()])
+    assert low.dtype == torch.bfloat16  # the identity takes the weights' dtype: the term stays in bf16 under bf16
 
 
 def test_orthogonal_penalty_is_in_train_loss_only():
