@@ -310,6 +310,8 @@ def test_two_with_the_same_settings_are_refused_by_lightning(make_trainer):
     ({"every_n_epochs": 0}, r"`every_n_epochs` must be None or an integer >= 1, got 0"),
     ({"num_points": 1}, r"`num_points` must be an integer >= 2, got 1"),
     ({"max_panels": 0}, r"`max_panels` must be an integer >= 1, got 0"),
+    ({"max_panels": True}, r"`max_panels` must be an integer >= 1, got True"),
+    ({"num_points": 2.5}, r"`num_points` must be an integer >= 2, got 2.5"),
     ({"padding": -1}, r"`padding` must be a number >= 0"),
     ({"splits": ["train", "holdout"]}, r"`splits` must be a non-empty list of \['train', 'val', 'test'\]"),
     ({"fps": 0}, r"`fps` must be a number > 0, got 0"),
@@ -318,3 +320,61 @@ def test_two_with_the_same_settings_are_refused_by_lightning(make_trainer):
 def test_bad_arguments_name_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RegressionFit(**kwargs)
+
+
+def test_a_checkpoint_without_its_snapshots_starts_them_afresh(tmp_path, make_trainer):
+    checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
+    fit(make_trainer, [checkpoint], epochs=4, enable_checkpointing=True)  # a run without RegressionFit
+    fit_plot = RegressionFit(every_n_epochs=2)
+    fit(make_trainer, [fit_plot], epochs=4)  # snapshots of another run, on the same data
+    assert [s.epoch for s in fit_plot.snapshots] == [2, 4]
+    pl.seed_everything(0, verbose=False)
+    trainer = make_trainer(max_epochs=6, callbacks=[fit_plot], limit_val_batches=0)
+    trainer.fit(DenseRegressor(hidden_sizes=[16], lr=0.05), datamodule=ToyRegressionDataModule("linear", batch_size=10),
+                ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    assert [s.epoch for s in fit_plot.snapshots] == [6]  # none of the other run's
+
+
+def test_the_grid_pads_the_data_range_or_one_unit_for_a_single_input():
+    fit_plot = RegressionFit(num_points=3, padding=0.25)
+    assert fit_plot.make_grid({"train": (torch.tensor([0.0, 4.0]), None)}).tolist() == [-1.0, 2.0, 5.0]
+    assert fit_plot.make_grid({"train": (torch.tensor([3.0, 3.0]), None)}).tolist() == [2.75, 3.0, 3.25]
+
+
+def test_the_y_limits_show_the_data_and_follow_the_predictions_only_where_they_stay_near():
+    fit_plot = RegressionFit()
+    fit_plot.grid = torch.tensor([0.0, 1.0])
+    fit_plot.snapshots = [FitSnapshot(1, 1.0, torch.tensor([-3.0, 0.5])), FitSnapshot(2, 1.0, torch.tensor([0.1, 1.2]))]
+    # no data points nor true function: the predictions' range, with a quarter of it as margin, half of it outside
+    assert fit_plot.plot().axes[0].get_ylim() == pytest.approx((-3.0 - 0.525, 1.2 + 0.525))
+    fit_plot.points = {"train": (torch.tensor([0.0, 1.0]), torch.tensor([0.0, 1.0]))}
+    # the data's range 0..1 (margin 0.25): up to 1.2 above, but down to -0.5 only below (twice the margin)
+    assert fit_plot.plot().axes[0].get_ylim() == pytest.approx((-0.5 - 0.125, 1.2 + 0.125))
+
+
+def test_the_true_function_is_a_thin_black_dashed_line_under_the_thicker_red_model():
+    fit_plot = RegressionFit()
+    fit_plot.grid = torch.tensor([0.0, 1.0])
+    fit_plot.true_values = torch.tensor([0.0, 2.0])
+    fit_plot.snapshots = [FitSnapshot(1, 1.0, torch.tensor([0.5, 1.5]))]
+    truth, model = fit_plot.plot().axes[0].get_lines()
+    assert (truth.get_label(), truth.get_color(), truth.get_linestyle(), truth.get_linewidth()) == (
+        "true function", "black", "--", 1)
+    assert (model.get_label(), model.get_color(), model.get_linewidth()) == ("model", "tab:red", 2)
+
+
+def test_a_true_function_of_the_wrong_length_is_named_in_the_warning():
+    fit_plot = RegressionFit(true_function=lambda x: x[:3])
+    with pytest.warns(UserWarning, match=r"\(it gave 3 values for 5 inputs\); it is not drawn"):
+        assert fit_plot.evaluate_true_function(None, torch.linspace(0, 1, 5)) is None
+
+
+def test_two_differing_only_in_their_splits_can_share_a_trainer(make_trainer):
+    only_train, both = RegressionFit(splits=["train"]), RegressionFit()
+    assert only_train.state_key != both.state_key
+    assert make_trainer(callbacks=[only_train, both]).callbacks[:2] == [only_train, both]
+
+
+def test_a_new_callback_takes_slow_gifs_and_has_no_title_or_snapshots_yet():
+    fit_plot = RegressionFit(fps=0.5, gif=True)  # one frame every two seconds
+    assert (fit_plot.fps, fit_plot.title, fit_plot.snapshots, fit_plot.grid) == (0.5, "", [], None)

@@ -140,3 +140,15 @@ def test_nothing_runs_per_training_step():
 def test_arguments_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SampleGrid(**kwargs)
+
+
+def test_augmented_images_are_clipped_to_the_unit_range():
+    class Overshooting:
+        """Augments by a contrast stretch that leaves [0, 1] on both sides."""
+
+        def augment_batch(self, images):
+            return 2 * images - 0.5
+
+    images = torch.tensor([[[0, 102], [153, 255]]], dtype=torch.uint8)  # 0, 0.4, 0.6 and 1
+    augmented = SampleGrid().augment(Overshooting(), images)
+    torch.testing.assert_close(augmented, torch.tensor([[[0.0, 0.3], [0.7, 1.0]]]))

@@ -3,6 +3,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from matplotlib.font_manager import FontProperties
 from PIL import Image
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -242,3 +243,68 @@ def test_a_module_without_last_train_batch_gets_the_loss_and_one_warning(tmp_pat
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         StepCurves(**kwargs)
+
+
+def test_the_live_figure_draws_both_lines_against_the_batch_number_with_small_legends(make_trainer):
+    torch.manual_seed(0)
+    curves = StepCurves(every_n_steps=100, window=3, live_plot=True)
+    make_trainer(max_epochs=1, callbacks=[curves], limit_val_batches=0).fit(
+        KeepsLastRegression(hidden_sizes=[4]), datamodule=ToyRegressionDataModule("linear", batch_size=5))
+    (axes,) = curves.last_figure.axes  # a regressor: the loss only
+    raw, average = axes.lines
+    batches = np.arange(1, len(curves.batch_losses) + 1)
+    np.testing.assert_array_equal(raw.get_xdata(), batches)
+    np.testing.assert_array_equal(average.get_xdata(), batches)  # each average at the batch it ends with
+    assert axes.get_xlabel() == "training batch (count since the start of fit)"
+    small = FontProperties(size="small").get_size_in_points()
+    assert [(t.get_text(), t.get_fontsize()) for t in axes.get_legend().get_texts()] == [
+        ("batch loss", small), ("moving average (3 batches)", small)]
+
+
+class FailsAtStep(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"failed at step {self.step}")
+
+
+@pytest.mark.parametrize("flag_before", [None, False])
+def test_a_failing_fit_gives_the_model_its_own_flag_back_and_its_own_error(make_trainer, flag_before):
+    model = KeepsLastRegression(hidden_sizes=[4])
+    if flag_before is not None:
+        model.keep_last_train_batch = flag_before
+    trainer = make_trainer(max_epochs=2, callbacks=[StepCurves(every_n_steps=2), FailsAtStep(3)],
+                           limit_val_batches=0)
+    with pytest.raises(RuntimeError, match="failed at step 3"):
+        trainer.fit(model, datamodule=ToyRegressionDataModule("linear", batch_size=5))
+    if flag_before is None:
+        assert "keep_last_train_batch" not in vars(model) and model.keep_last_train_batch is False
+    else:
+        assert vars(model)["keep_last_train_batch"] is flag_before
+    assert model.last_train_batch is None
+
+
+def test_a_new_callback_has_no_history_and_the_live_figure_takes_its_figsize(tmp_path, make_trainer):
+    curves = StepCurves(every_n_steps=100, live_plot=True, figsize=(3.0, 2.0))
+    assert (curves.history, list(curves.batch_losses), curves.last_figure, curves.plot_path) == ([], [], None, None)
+    make_trainer(max_epochs=1, callbacks=[curves], limit_val_batches=0).fit(
+        KeepsLastRegression(hidden_sizes=[4]), datamodule=ToyRegressionDataModule("linear", batch_size=5))
+    assert list(curves.last_figure.get_size_inches()) == [3.0, 2.0]
+    with Image.open(curves.plot_path) as image:
+        assert image.size == (300, 200)
+
+
+class FailsAtFitStart(Callback):
+    def on_fit_start(self, trainer, pl_module):
+        raise RuntimeError("failed before training")
+
+
+def test_a_fit_failing_before_training_leaves_the_models_flag_alone(make_trainer):
+    model = KeepsLastRegression(hidden_sizes=[4])
+    model.keep_last_train_batch = True  # the user's own setting, not StepCurves'
+    trainer = make_trainer(max_epochs=1, callbacks=[StepCurves(), FailsAtFitStart()], limit_val_batches=0)
+    with pytest.raises(RuntimeError, match="failed before training"):
+        trainer.fit(model, datamodule=ToyRegressionDataModule("linear", batch_size=5))
+    assert vars(model)["keep_last_train_batch"] is True
