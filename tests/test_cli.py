@@ -212,3 +212,18 @@ def test_the_model_summary_lists_each_layer_with_its_parameters(fashion_root, tm
 
     quiet = build_cli(["fit", *args, "--trainer.enable_model_summary", "false"])
     assert not [c for c in quiet.trainer.callbacks if isinstance(c, ModelSummary)]
+
+
+def test_the_fit_summary_names_the_run_folder_with_or_without_a_checkpoint(in_tmp_dir, capsys):
+    args = ["fit", "--model", "DenseRegressor", "--data", "ToyRegressionDataModule", "--data.batch_size", "16",
+            "--model.hidden_sizes", "[4]", "--trainer.max_epochs", "1", "--early_stopping", "null", *QUIET]
+    build_cli(args)
+    printed = capsys.readouterr().out.splitlines()
+    assert f"TensorBoard logs:  {Path('logs', 'DenseRegressor', 'version_0')}" in printed
+    assert any(line.startswith("Best checkpoint:   logs/DenseRegressor/version_0/checkpoints/") for line in printed)
+    cli = build_cli([*args, "--checkpoint", "null", "--last_checkpoint", "null", "--trainer.enable_checkpointing",
+                     "false"])
+    printed = capsys.readouterr().out.splitlines()
+    assert cli.trainer.checkpoint_callback is None
+    assert f"TensorBoard logs:  {Path('logs', 'DenseRegressor', 'version_1')}" in printed  # the logger's folder
+    assert not any(line.startswith("Best checkpoint:") for line in printed)

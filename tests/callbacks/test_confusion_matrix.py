@@ -1,12 +1,15 @@
 import csv
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
+from matplotlib.colors import to_rgba
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lit_reg.callbacks.confusion_matrix import ConfusionMatrix
+from lit_reg.callbacks.split_predictions import SplitPredictions
 from lit_reg.models import BitmojiClassifier, DenseClassifier
 from tests.helpers import figures
 from tests.helpers.figures import assert_png, bitmoji, fashion, outputs_of
@@ -144,3 +147,63 @@ def test_validate_reports_the_validation_split(tmp_path, make_trainer, fashion_r
     make_trainer(callbacks=[matrix]).validate(model, datamodule=dm, verbose=False)
     assert list(matrix.matrix) == ["val"] and torch.equal(matrix.matrix["val"], counted_by_hand(model, dm, "val"))
     assert matrix.plot_paths["val"] == tmp_path / "confusion_matrix_val.png"
+
+
+def collected(targets, preds, classes, split="val", stage="val", **kwargs):
+    """A ConfusionMatrix that collected ``preds`` against ``targets`` of ``split``, without a model or a fit."""
+    targets, preds = torch.tensor(targets, dtype=torch.long), torch.tensor(preds, dtype=torch.long)
+    probs = torch.nn.functional.one_hot(preds, len(classes)).float()
+    matrix = ConfusionMatrix(**kwargs)
+    matrix.collect(stage, SplitPredictions(split, probs, preds, targets, classes, False), datamodule=None)
+    return matrix
+
+
+def test_counts_figure_cells_colour_scale_and_slanted_class_names():
+    matrix = collected([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], ["ant", "bee", "cat"])
+    assert matrix.matrix["val"].tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    figure = matrix.plot("val")
+    axes = figure.axes[0]
+    image = axes.images[0]
+    assert image.get_clim() == (0, 2) and image.colorbar.ax.get_ylabel() == "samples"
+    # the count centred in every cell, white only where the cell is dark (above 0.6 of the largest count)
+    assert [t.get_text() for t in axes.texts] == ["1", "1", "0", "0", "1", "0", "1", "0", "2"]
+    assert {(t.get_ha(), t.get_va()) for t in axes.texts} == {("center", "center")}
+    assert [to_rgba(t.get_color()) for t in axes.texts] == [to_rgba("black")] * 8 + [to_rgba("white")]
+    # three or more class names are slanted and end under their column
+    assert [(t.get_text(), t.get_rotation(), t.get_ha()) for t in axes.get_xticklabels()] == [
+        ("ant", 45, "right"), ("bee", 45, "right"), ("cat", 45, "right")]
+    assert axes.get_title().startswith(f"Confusion matrix (counts), val split: accuracy {4 / 6:.3f} of 6\n")
+
+
+def test_normalized_figure_of_two_classes_has_a_unit_scale_and_upright_class_names():
+    matrix = collected([0, 0, 0, 1], [0, 0, 1, 1], ["no", "yes"], normalize=True)
+    axes = matrix.plot("val").axes[0]
+    image = axes.images[0]
+    assert image.get_clim() == (0, 1) and image.colorbar.ax.get_ylabel() == "share of the true class"
+    assert [t.get_text() for t in axes.texts] == ["0.67", "0.33", "0.00", "1.00"]
+    assert [(t.get_text(), t.get_rotation(), t.get_ha()) for t in axes.get_xticklabels()] == [
+        ("no", 0, "center"), ("yes", 0, "center")]
+    assert axes.get_title().startswith("Confusion matrix (shares of each true class), val split: accuracy 0.750")
+
+
+def test_title_names_the_split_evaluated_and_an_empty_split_has_nan_accuracy():
+    matrix = collected([], [], ["a", "b"], split="test_rotated", stage="test")
+    assert matrix.matrix["test"].tolist() == [[0, 0], [0, 0]] and math.isnan(matrix.accuracy["test"])
+    assert "test_rotated split: accuracy nan of 0" in matrix.plot("test").axes[0].get_title()
+
+
+def test_csv_has_no_blank_rows_where_text_files_end_lines_with_crlf(tmp_path, monkeypatch):
+    """csv writes its own \\r\\n line ends: the file is opened without newline translation, which on Windows
+    (simulated here) would turn them into \\r\\r\\n, a blank row after every row in a spreadsheet."""
+    import builtins
+
+    import lit_reg.callbacks.confusion_matrix as module
+
+    def windows_open(file, mode="r", newline=None, **kwargs):
+        return builtins.open(file, mode, newline="\r\n" if newline is None else newline, **kwargs)
+
+    monkeypatch.setattr(module, "open", windows_open, raising=False)
+    matrix = collected([0, 1], [0, 0], ["a", "b"])
+    matrix.saved(SimpleNamespace(loggers=[], global_step=0), "val", tmp_path / "confusion_matrix_val.png")
+    content = (tmp_path / "per_class_accuracy_val.csv").read_bytes()
+    assert content == b"class,count,correct,accuracy\r\na,1,1,1.0\r\nb,1,0,0.0\r\n"

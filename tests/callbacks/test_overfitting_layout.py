@@ -42,6 +42,9 @@ def test_penalized_models_also_draw_the_data_loss_and_callbacks_add_their_charts
                       "weight norm": ["Multiline", ["weight_norm/total$"]],
                       "weight sparsity": ["Multiline", ["weight_sparsity/total$"]],
                       "learning rate": ["Multiline", ["lr$"]]}
+    l2_only = DenseClassifier(input_size=4, num_classes=3, hidden_sizes=[2], l2_penalty=1e-4)
+    assert OverfittingLayout().charts(l2_only)["loss: train vs validation"][1] == [
+        "train_loss$", "train_data_loss$", "val_loss$"]
 
 
 def test_given_metrics_and_modules_that_do_not_say_what_they_log():

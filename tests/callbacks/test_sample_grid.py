@@ -152,3 +152,15 @@ def test_augmented_images_are_clipped_to_the_unit_range():
     images = torch.tensor([[[0, 102], [153, 255]]], dtype=torch.uint8)  # 0, 0.4, 0.6 and 1
     augmented = SampleGrid().augment(Overshooting(), images)
     torch.testing.assert_close(augmented, torch.tensor([[[0.0, 0.3], [0.7, 1.0]]]))
+
+
+def test_figure_grows_with_the_panels_and_the_longest_class_name_and_blank_panels_have_no_frame():
+    grid = SampleGrid(per_class=2, panel_size=(2.0, 1.5))
+    grid.indices = {"a": torch.tensor([0, 1]), "twelve_chars": torch.tensor([2])}
+    figure = grid.plot(torch.zeros(3, 4, 4, dtype=torch.uint8))
+    # 2 columns of 2 inches and 0.12 inch per character of the longest row title and 0.3 wide; 2 rows of 1.5 + 0.8
+    assert figure.get_size_inches() == pytest.approx([2 * 2.0 + 0.12 * 12 + 0.3, 2 * 1.5 + 0.8])
+    blank = figure.axes[3]  # the second class has one image: its second panel stays empty
+    assert not blank.images and blank.get_frame_on() is False
+    assert not blank.get_xticks().size and not blank.get_yticks().size
+    assert [axes.get_frame_on() for axes in figure.axes[:3]] == [True] * 3
