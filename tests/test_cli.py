@@ -225,5 +225,6 @@ def test_the_fit_summary_names_the_run_folder_with_or_without_a_checkpoint(in_tm
                      "false"])
     printed = capsys.readouterr().out.splitlines()
     assert cli.trainer.checkpoint_callback is None
+    assert not any(isinstance(c, ModelSummary) for c in cli.trainer.callbacks)  # enable_model_summary false: none
     assert f"TensorBoard logs:  {Path('logs', 'DenseRegressor', 'version_1')}" in printed  # the logger's folder
     assert not any(line.startswith("Best checkpoint:") for line in printed)

@@ -2,11 +2,14 @@ import json
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 import yaml
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+from torch import nn
 
 from datamodules import FashionMNISTDataModule, ToyRegressionDataModule
 from datamodules.fakes import write_afhq, write_fashion_mnist, write_image_folder
@@ -76,6 +79,7 @@ def test_figure_says_run_and_epochs_counts_epochs_from_one_and_labels_the_axes_w
     done = curves.best_epoch + 1  # best_epoch itself stays 0-based
     assert list(best.get_xdata()) == [done, done]
     legend = [t.get_text() for t in loss.get_legend().get_texts()]
+    assert legend[:2] == ["train", "validation"]
     assert legend[2] == f"best val_loss = {curves.best_score:.4g}\nafter {done} epoch{'s' * (done != 1)}"
 
 
@@ -194,3 +198,39 @@ def test_state_key_is_lightnings_format_and_follows_monitor_and_mode():
 def test_invalid_arguments_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LearningCurves(**kwargs)
+
+
+def test_hparams_metrics_are_logged_at_the_last_training_step(classifier_run):
+    trainer, _, _ = classifier_run
+    run = events(trainer)
+    assert trainer.global_step > 0
+    for name in ("hp_metric", "best_val_loss", "best_val_acc"):
+        assert [s.step for s in run.Scalars(name)] == [trainer.global_step]
+
+
+class PlainRegressor(pl.LightningModule):
+    """A model outside the collection: LearningCurves knows no loss label for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Linear(1, 1)
+
+    def training_step(self, batch, batch_idx):
+        loss = F.mse_loss(self.net(batch[0]), batch[1])
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", F.mse_loss(self.net(batch[0]), batch[1]))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_a_model_outside_the_collection_gets_the_plain_loss_label(tmp_path, make_trainer):
+    curves = LearningCurves(metrics=["loss"])
+    trainer = make_trainer(max_epochs=1, logger=default_logger("plain", save_dir=str(tmp_path)), callbacks=[curves])
+    trainer.fit(PlainRegressor(), datamodule=ToyRegressionDataModule("linear", batch_size=5))
+    assert curves.plot_path.is_file() and curves.loss_label == "loss"
+    assert [axes.get_ylabel() for axes in curves.plot().axes] == ["loss"]
+    assert [s.value for s in events(trainer).Scalars("hp_metric")] == [curves.best_score]

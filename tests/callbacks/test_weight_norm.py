@@ -116,3 +116,26 @@ def test_state_dict_keeps_the_initial_norms():
 def test_filename_must_be_a_png():
     with pytest.raises(ValueError, match=r"`filename` must end in '.png', got 'norms.jpg'"):
         WeightNormMonitor(filename="norms.jpg")
+
+
+def test_history_pairs_each_logged_total_with_its_epoch_the_start_as_minus_one(tmp_path, make_trainer):
+    _, monitor, _, events = fit_with_monitor(tmp_path, make_trainer)
+    assert [epoch for epoch, _ in monitor.history] == [-1, 0, 1, 2]
+    assert [total for _, total in monitor.history] == pytest.approx(
+        [s.value for s in events.Scalars("weight_norm/total")], rel=1e-6)
+
+
+def test_chart_puts_each_layers_before_and_after_bars_side_by_side_under_slanted_labels():
+    monitor = WeightNormMonitor()
+    monitor.initial_norms, monitor.final_norms = {"net.0": 1.0, "net.2": 2.0}, {"net.0": 3.0, "net.2": 0.5}
+    monitor.layer_labels = {"net.0": "Linear 1 (1→8)", "net.2": "Linear 2 (8→1)"}
+    axes = monitor.plot().axes[0]
+    before, after = axes.containers
+    for bars, offset, heights in ((before, -0.2, [1.0, 2.0]), (after, 0.2, [3.0, 0.5])):
+        assert [bar.get_x() + bar.get_width() / 2 for bar in bars] == pytest.approx([offset, 1 + offset])
+        assert [bar.get_width() for bar in bars] == pytest.approx([0.4, 0.4])  # touching, not overlapping
+        assert [bar.get_height() for bar in bars] == heights
+    labels = axes.get_xticklabels()
+    assert [t.get_text() for t in labels] == ["Linear 1 (1→8)", "Linear 2 (8→1)"]
+    assert [(t.get_rotation(), t.get_horizontalalignment()) for t in labels] == [(20, "right")] * 2
+    assert list(axes.get_xticks()) == [0, 1]
