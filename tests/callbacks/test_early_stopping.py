@@ -196,3 +196,9 @@ def test_lecture_002_config_stops_on_and_keeps_the_best_validation_accuracy(in_t
     last = str(Path(checkpoint.best_model_path).parent / "last.ckpt")
     assert all(torch.equal(weights(checkpoint.best_model_path)[k], v) for k, v in model.items())
     assert not all(torch.equal(weights(last)[k], v) for k, v in model.items())
+
+
+@pytest.mark.parametrize("rule", ["patience", "consecutive_increase"])
+def test_a_non_finite_metric_stops_either_rule_at_once(make_trainer, rule):
+    epoch, _ = stop_epoch(make_trainer, [5, 4, float("nan"), 3, 2, 1], EarlyStopping("val_loss", rule=rule))
+    assert epoch == 2
