@@ -123,3 +123,17 @@ def test_the_sample_report_counts_only_the_sample_and_gives_the_interval_of_the_
     assert f"random sample of the 40 (`tools/mutation_sample.py`): the score of all of them lies in {100 * low:.1f}" \
         in text
     assert "### `a__mutmut_16` (survived)" in text and "a__mutmut_0`" not in text
+
+
+def test_an_equivalence_counts_only_for_the_diff_it_was_recorded_for(tmp_path, monkeypatch):
+    report = load_tool("mutation_report")
+    diffs = {"a__mutmut_1": "-    x = 1\n+    x = 2", "a__mutmut_2": "-    y = 1\n+    y = None"}
+    monkeypatch.setattr(report, "diff_of", lambda name, mutmut: diffs[name])
+    equivalent = {"a__mutmut_1": {"why": "x is never read", "diff": "-    x = 1\n+    x = 2"},
+                  "a__mutmut_2": {"why": "an older mutant's reason", "diff": "-    y = 1\n+    y = 0"}}
+    text = report.report({"lit_reg/a.py": {"a__mutmut_1": "survived", "a__mutmut_2": "survived"}}, equivalent, "mutmut")
+    assert "## Survivors (2; 1 listed as equivalent" in text
+    assert "### `a__mutmut_1` (survived; equivalent: x is never read)" in text
+    assert "### `a__mutmut_2` (survived; listed as equivalent for another diff: check it again)" in text
+    assert report.equivalence("a plain reason", "any diff") == "a plain reason"
+    assert report.equivalence(None, "any diff") is None

@@ -4,8 +4,10 @@ Run by ``make mutation`` after ``mutmut run``, from the repository root, with th
 
     .venv-mutation/bin/python tools/mutation_report.py --out mutants/report.md
 
-A survivor listed in ``tools/equivalent_mutants.json`` (``{"mutant name": "why no test can kill it"}``) is reported
-as equivalent with that reason; every other survivor is a gap in the tests.
+A survivor listed in ``tools/equivalent_mutants.json`` (``{"mutant name": {"why": "no test can kill it because ...",
+"diff": "its lines, as mutmut show prints them"}}``) is reported as equivalent with that reason; every other survivor
+is a gap in the tests. mutmut numbers the mutants of each function, so after an edit a name can mean another change:
+an entry whose diff no longer matches is reported as stale, not as equivalent.
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ def only(by_file: dict[str, dict[str, str]], names: set[str]) -> dict[str, dict[
     return {source: mutants for source, mutants in kept.items() if mutants}
 
 
+def equivalence(entry: str | dict[str, str] | None, diff: str) -> str | None:
+    """The reason an equivalence entry gives, or None when there is none or it was recorded for another diff (a plain
+    string entry, without its diff, is taken as it is)."""
+    if isinstance(entry, dict):
+        return entry["why"] if entry.get("diff") == diff else None
+    return entry
+
+
 def score_interval(killed: int, run: int, confidence: float = 0.95) -> tuple[float, float]:
     """Clopper-Pearson interval of the kill rate of all mutants, from a random sample of ``run`` (scipy)."""
     from scipy.stats import binomtest
@@ -55,7 +65,7 @@ def score_interval(killed: int, run: int, confidence: float = 0.95) -> tuple[flo
     return interval.low, interval.high
 
 
-def report(by_file: dict[str, dict[str, str]], equivalent: dict[str, str], mutmut: str,
+def report(by_file: dict[str, dict[str, str]], equivalent: dict[str, str | dict[str, str]], mutmut: str,
            sample_of: int | None = None) -> str:
     total = Counter(outcome for mutants in by_file.values() for outcome in mutants.values())
     run = total[KILLED] + total[SURVIVED] + total[NO_TESTS]
@@ -67,8 +77,7 @@ def report(by_file: dict[str, dict[str, str]], equivalent: dict[str, str], mutmu
         lines += [f"These mutants are a random sample of the {sample_of} (`tools/mutation_sample.py`): the score of "
                   f"all of them lies in {100 * low:.1f} to {100 * high:.1f} % with 95 % confidence (Clopper-Pearson).",
                   ""]
-    lines += [
-              "| module | killed | survived | no tests | not run | killed % |", "|---|---:|---:|---:|---:|---:|"]
+    lines += ["| module | killed | survived | no tests | not run | killed % |", "|---|---:|---:|---:|---:|---:|"]
     for source, mutants in by_file.items():
         c = Counter(mutants.values())
         ran = c[KILLED] + c[SURVIVED] + c[NO_TESTS]
@@ -76,13 +85,16 @@ def report(by_file: dict[str, dict[str, str]], equivalent: dict[str, str], mutmu
         lines.append(f"| `{source}` | {c[KILLED]} | {c[SURVIVED]} | {c[NO_TESTS]} | {c[NOT_RUN]} | {score} |")
     survivors = [(name, outcome) for mutants in by_file.values() for name, outcome in mutants.items()
                  if outcome in (SURVIVED, NO_TESTS)]
-    listed = [s for s in survivors if s[0] in equivalent]
+    diffs = {name: diff_of(name, mutmut) for name, _ in survivors}
+    reasons = {name: why for name, _ in survivors if (why := equivalence(equivalent.get(name), diffs[name]))}
+    listed = [s for s in survivors if s[0] in reasons]
     lines += ["", f"## Survivors ({len(survivors)}; {len(listed)} listed as equivalent in "
                   f"`tools/equivalent_mutants.json`)", ""]
     for name, outcome in survivors:
-        why = equivalent.get(name)
-        lines += [f"### `{name}` ({outcome}{'; equivalent: ' + why if why else ''})", "", "```diff",
-                  diff_of(name, mutmut), "```", ""]
+        why = reasons.get(name) or ("listed as equivalent for another diff: check it again" if name in equivalent
+                                    else "")
+        lines += [f"### `{name}` ({outcome}{'; ' if why else ''}{'equivalent: ' if name in reasons else ''}{why})",
+                  "", "```diff", diffs[name], "```", ""]
     return "\n".join(lines)
 
 
