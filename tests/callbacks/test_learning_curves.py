@@ -189,7 +189,8 @@ def test_state_key_is_lightnings_format_and_follows_monitor_and_mode():
         ({"mode": "lowest"}, r"`mode` must be one of \['min', 'max'\], got 'lowest'"),
         ({"metrics": []}, r"`metrics` must name at least one metric"),
         ({"filename": "curves.svg"}, r"`filename` must end in '.png', got 'curves.svg'"),
-        ({"extra_hparams": ["variant"]}, r"`extra_hparams` must be a dict of string keys .* got \['variant'\]"),
+        ({"extra_hparams": ["variant"]}, r"^`extra_hparams` must be a dict of string keys and str, int, float or bool "
+                                         r"values, e\.g\. \{'variant': 'dropout_0\.3', 'seed': 1\}, got \['variant'\]$"),
         ({"extra_hparams": {"seeds": [0, 1]}}, r"`extra_hparams` must be .* got \{'seeds': \[0, 1\]\}"),
         ({"extra_hparams": {"note": None}}, r"`extra_hparams` must be .* got \{'note': None\}"),
         ({"extra_hparams": {1: "a"}}, r"`extra_hparams` must be .* got \{1: 'a'\}"),
@@ -234,3 +235,11 @@ def test_a_model_outside_the_collection_gets_the_plain_loss_label(tmp_path, make
     assert curves.plot_path.is_file() and curves.loss_label == "loss"
     assert [axes.get_ylabel() for axes in curves.plot().axes] == ["loss"]
     assert [s.value for s in events(trainer).Scalars("hp_metric")] == [curves.best_score]
+
+
+def test_a_figure_drawn_before_the_end_of_fit_has_the_plain_title_and_loss_label():
+    curves = LearningCurves(metrics=["loss"])
+    curves.history = {0: {"train_loss": 1.0, "val_loss": 1.2}, 1: {"train_loss": 0.8, "val_loss": 1.0}}
+    figure = curves.plot()
+    assert figure.get_suptitle() == "Learning curves"
+    assert figure.axes[0].get_ylabel() == "loss"
