@@ -189,8 +189,9 @@ def test_state_key_is_lightnings_format_and_follows_monitor_and_mode():
         ({"mode": "lowest"}, r"`mode` must be one of \['min', 'max'\], got 'lowest'"),
         ({"metrics": []}, r"`metrics` must name at least one metric"),
         ({"filename": "curves.svg"}, r"`filename` must end in '.png', got 'curves.svg'"),
-        ({"extra_hparams": ["variant"]}, r"^`extra_hparams` must be a dict of string keys and str, int, float or bool "
-                                         r"values, e\.g\. \{'variant': 'dropout_0\.3', 'seed': 1\}, got \['variant'\]$"),
+        ({"extra_hparams": ["variant"]},
+         r"^`extra_hparams` must be a dict of string keys and str, int, float or bool values, e\.g\. "
+         r"\{'variant': 'dropout_0\.3', 'seed': 1\}, got \['variant'\]$"),
         ({"extra_hparams": {"seeds": [0, 1]}}, r"`extra_hparams` must be .* got \{'seeds': \[0, 1\]\}"),
         ({"extra_hparams": {"note": None}}, r"`extra_hparams` must be .* got \{'note': None\}"),
         ({"extra_hparams": {1: "a"}}, r"`extra_hparams` must be .* got \{1: 'a'\}"),
