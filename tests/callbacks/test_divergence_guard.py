@@ -34,3 +34,9 @@ def test_without_a_checkpoint_written_the_message_promises_none(checkpoint_callb
 def test_a_finite_loss_passes():
     trainer = SimpleNamespace(checkpoint_callback=None, current_epoch=0, global_step=1, optimizers=[])
     assert DivergenceGuard().on_train_batch_end(trainer, None, torch.tensor(0.5), None, 0) is None
+
+
+@pytest.mark.parametrize("every", [0, -1, 1.5])
+def test_check_every_n_steps_must_be_a_positive_integer(every):
+    with pytest.raises(ValueError, match="^`check_every_n_steps` must be a positive integer"):
+        DivergenceGuard(check_every_n_steps=every)

@@ -162,7 +162,7 @@ def test_training_is_the_same_with_and_without_the_callback(tmp_path, fashion_ro
     ({"category": ""}, "`category` must be a non-empty string, got ''"),
     ({"metrics": []}, r"`metrics` must be None or a list of at least one metric name, got \[\]"),
     ({"metrics": "loss"}, "`metrics` must be None or a list of at least one metric name, got 'loss'"),
-    ({"extra_charts": {"lr": "lr"}}, "`extra_charts` must be a dict of chart titles and non-empty lists"),
+    ({"extra_charts": {"lr": "lr"}}, "^`extra_charts` must be a dict of chart titles and non-empty lists"),
     ({"extra_charts": {"lr": []}}, "`extra_charts` must be a dict of chart titles and non-empty lists"),
 ])
 def test_bad_arguments_are_refused(kwargs, message):

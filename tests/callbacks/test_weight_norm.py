@@ -139,3 +139,11 @@ def test_chart_puts_each_layers_before_and_after_bars_side_by_side_under_slanted
     assert [t.get_text() for t in labels] == ["Linear 1 (1→8)", "Linear 2 (8→1)"]
     assert [(t.get_rotation(), t.get_horizontalalignment()) for t in labels] == [(20, "right")] * 2
     assert list(axes.get_xticks()) == [0, 1]
+
+
+def test_a_chart_drawn_mid_fit_names_layers_by_module_and_the_bars_after_training():
+    monitor = WeightNormMonitor()
+    monitor.initial_norms = {"net.0": 1.0}  # on_train_start ran, on_train_end not yet
+    axes = monitor.plot().axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["net.0"]
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["before training", "after training"]
