@@ -1,3 +1,4 @@
+import functools
 import logging
 import re
 import subprocess
@@ -6,6 +7,7 @@ from argparse import ArgumentError
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import yaml
 from jsonargparse import ArgumentParser
@@ -228,3 +230,24 @@ def test_the_fit_summary_names_the_run_folder_with_or_without_a_checkpoint(in_tm
     assert not any(isinstance(c, ModelSummary) for c in cli.trainer.callbacks)  # enable_model_summary false: none
     assert f"TensorBoard logs:  {Path('logs', 'DenseRegressor', 'version_1')}" in printed  # the logger's folder
     assert not any(line.startswith("Best checkpoint:") for line in printed)
+
+
+@pytest.mark.parametrize("save_dir", [None, "elsewhere"])
+def test_fit_ckpt_path_last_takes_the_highest_version_number_that_has_a_last_ckpt(in_tmp_dir, save_dir, monkeypatch):
+    root = Path(save_dir or "logs") / "DenseRegressor"
+    for version in (2, 10, 3):  # "version_2" sorts after "version_10" as text
+        (root / f"version_{version}" / "checkpoints").mkdir(parents=True)
+        (root / f"version_{version}" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (root / "version_11").mkdir()  # a newer run without a checkpoint cannot be resumed
+    args = ["fit", "--model", "DenseRegressor", "--data", "ToyRegressionDataModule", "--ckpt_path", "last", *QUIET]
+    if save_dir:
+        args += ["--trainer.logger.init_args.save_dir", save_dir]
+    resumed = []
+
+    @functools.wraps(pl.Trainer.fit)  # the CLI reads fit's arguments off its signature
+    def fit(trainer, *_, **kwargs):
+        resumed.append((Path(trainer.logger.log_dir), kwargs["ckpt_path"]))
+
+    monkeypatch.setattr(pl.Trainer, "fit", fit)
+    build_cli(args)
+    assert resumed == [(root / "version_10", "last")]
