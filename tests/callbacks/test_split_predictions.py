@@ -6,7 +6,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from lit_reg.callbacks.split_predictions import NotApplicableError, predict_split, show_image
+from datamodules import FashionMNISTDataModule
+from lit_reg.callbacks.split_predictions import NotApplicableError, predict_split, show_image, split_data
 from lit_reg.models import DenseClassifier
 
 
@@ -60,3 +61,10 @@ def test_float_rgb_images_are_clamped_to_0_1_before_matplotlib_sees_them(caplog)
 def test_uint8_rgb_images_are_drawn_as_they_are():
     image = torch.tensor([[[0, 255]], [[128, 1]], [[7, 9]]], dtype=torch.uint8)
     assert np.array_equal(drawn(image).get_array(), image.permute(1, 2, 0).numpy())
+
+
+def test_a_split_not_loaded_yet_is_loaded_by_setup(fashion_root):
+    data = FashionMNISTDataModule(str(fashion_root), download=False)
+    assert "test" not in data.datasets
+    inputs, targets = split_data(data, "test", images=True)
+    assert inputs.dtype == torch.uint8 and len(inputs) == len(targets) == len(data.datasets["test"].targets)
