@@ -3,13 +3,18 @@ are found."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from types import SimpleNamespace
 
+import matplotlib
 import pytest
 import torch
+from matplotlib.figure import Figure
+from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from lit_reg.callbacks.figures import split_tensors, text_width, wrap_title
+from lit_reg.callbacks.figures import save_to_run, split_tensors, text_width, wrap_title
 
 TITLE = "run/version_3: decision boundary after 12 epochs"
 
@@ -31,3 +36,13 @@ def test_without_a_datamodule_a_splits_tensors_come_from_the_trainers_dataloader
     inputs, targets = split_tensors(trainer, split)
     assert inputs is x and targets is y
     assert split_tensors(trainer, "predict") is None
+
+
+def test_the_png_has_100_pixels_an_inch_whatever_the_users_matplotlib_settings(make_trainer, tmp_path, caplog):
+    trainer = make_trainer()
+    with matplotlib.rc_context({"figure.dpi": 50, "savefig.dpi": 72}), \
+            caplog.at_level(logging.INFO, logger="lit_reg.callbacks.figures"):
+        path = save_to_run(trainer, lambda: Figure(figsize=(3, 2)), "figures/drawn.png", "my_tag")
+    assert path == Path(tmp_path) / "figures" / "drawn.png"
+    assert Image.open(path).size == (300, 200)
+    assert f"my_tag saved to {path}" in caplog.text
