@@ -1,4 +1,5 @@
 import functools
+import json
 import logging
 import re
 import subprocess
@@ -16,7 +17,14 @@ from pytorch_lightning.utilities.model_summary import get_human_readable_count, 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lit_reg.callbacks import LearningCurves
-from lit_reg.cli import _raised_in, build_cli, check_checkpoint_file, innermost_message
+from lit_reg.cli import (
+    _option,
+    _raised_in,
+    build_cli,
+    check_checkpoint_file,
+    classes_from_checkpoint,
+    innermost_message,
+)
 from lit_reg.models import DenseClassifier, DenseRegressor
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -251,3 +259,41 @@ def test_fit_ckpt_path_last_takes_the_highest_version_number_that_has_a_last_ckp
     monkeypatch.setattr(pl.Trainer, "fit", fit)
     build_cli(args)
     assert resumed == [(root / "version_10", "last")]
+
+
+def test_an_option_value_is_everything_after_the_first_equals_sign_and_the_last_one_counts():
+    args = ["predict", "--ckpt_path=runs/lr=0.1/best.ckpt", "--data.predict_dir", "images"]
+    assert _option(args, "--ckpt_path") == "runs/lr=0.1/best.ckpt"
+    assert _option(args, "--data.predict_dir") == "images"
+    assert _option(["--x", "1", "--x=2"], "--x") == "2" and _option(["--x=1", "--x", "2"], "--x") == "2"
+    assert _option(["--x"], "--x") is None and _option(["--xy=1"], "--x") is None
+
+
+@pytest.mark.parametrize("ckpt_path", ["best", "last"])
+def test_predict_with_ckpt_path_best_or_last_is_left_to_lightning(in_tmp_dir, ckpt_path):
+    """No file of that name is looked for: Lightning resolves ``best``/``last`` itself."""
+    args = ["predict", "--ckpt_path", ckpt_path]
+    assert classes_from_checkpoint(args) == args
+
+
+def test_predict_with_only_a_checkpoint_rebuilds_its_model_and_datamodule(in_tmp_dir, monkeypatch):
+    model = {"_class_path": "lit_reg.models.DenseRegressor", "hidden_sizes": [3], "_instantiator": "cli"}
+    data = {"_class_path": "datamodules.ToyRegressionDataModule", "batch_size": 6, "predict_dir": "gone"}
+    torch.save({"hyper_parameters": model, "datamodule_hyper_parameters": data}, "run.ckpt")
+    args = ["predict", "--ckpt_path", "run.ckpt", *QUIET]
+    assert classes_from_checkpoint(args) == [
+        "predict", "--model", json.dumps({"class_path": "lit_reg.models.DenseRegressor",
+                                          "init_args": {"hidden_sizes": [3]}}),
+        "--data", json.dumps({"class_path": "datamodules.ToyRegressionDataModule", "init_args": {"batch_size": 6}}),
+        *args[1:]]
+    predicted = []
+
+    @functools.wraps(pl.Trainer.predict)  # the CLI reads predict's arguments off its signature
+    def predict(trainer, *_, **kwargs):
+        predicted.append(kwargs["ckpt_path"])
+
+    monkeypatch.setattr(pl.Trainer, "predict", predict)
+    cli = build_cli(args)
+    assert predicted == ["run.ckpt"]
+    assert isinstance(cli.model, DenseRegressor) and cli.model.hparams.hidden_sizes == [3]
+    assert type(cli.datamodule).__name__ == "ToyRegressionDataModule" and cli.datamodule.batch_size == 6

@@ -164,3 +164,9 @@ def test_figure_grows_with_the_panels_and_the_longest_class_name_and_blank_panel
     assert not blank.images and blank.get_frame_on() is False
     assert not blank.get_xticks().size and not blank.get_yticks().size
     assert [axes.get_frame_on() for axes in figure.axes[:3]] == [True] * 3
+
+
+def test_before_any_fit_there_are_no_augmented_images_and_the_title_names_no_run():
+    grid = SampleGrid(per_class=2)
+    assert grid.augmented_images is None and grid.plot_paths == {} and grid.last_figure is None
+    assert grid.plot(torch.zeros(0, 4, 4, dtype=torch.uint8)).get_suptitle() == "Training samples, 2 per class\n"

@@ -7,7 +7,8 @@ import torch
 from matplotlib.figure import Figure
 
 from datamodules import FashionMNISTDataModule
-from lit_reg.callbacks.split_predictions import NotApplicableError, predict_split, show_image, split_data
+from lit_reg.callbacks import ConfusionMatrix, Mistakes
+from lit_reg.callbacks.split_predictions import NotApplicableError, SplitReport, predict_split, show_image, split_data
 from lit_reg.models import DenseClassifier
 
 
@@ -68,3 +69,11 @@ def test_a_split_not_loaded_yet_is_loaded_by_setup(fashion_root):
     assert "test" not in data.datasets
     inputs, targets = split_data(data, "test", images=True)
     assert inputs.dtype == torch.uint8 and len(inputs) == len(targets) == len(data.datasets["test"].targets)
+
+
+def test_reports_predict_the_split_1024_samples_at_a_time_by_default():
+    class Report(SplitReport):
+        """A report with SplitReport's own ``__init__``."""
+
+    assert Report().batch_size == ConfusionMatrix().batch_size == Mistakes().batch_size == 1024
+    assert Report().stages == ("val", "test")
