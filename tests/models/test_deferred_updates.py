@@ -2,10 +2,11 @@
 
 import pytest
 import torch
-from torchmetrics import MeanMetric
-from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, MulticlassAccuracy
 from torchmetrics.regression import R2Score
 
+from lit_reg.models.base import deferred
 from lit_reg.models.deferred_updates import DeferredUpdates
 
 
@@ -68,3 +69,9 @@ def test_update_passes_keyword_arguments_on():
     wrapped = DeferredUpdates(MeanMetric())
     wrapped.update(torch.tensor([1.0, 3.0]), weight=torch.tensor([3.0, 1.0]))
     assert wrapped.compute().item() == pytest.approx(1.5)  # (1·3 + 3·1) / 4, not the unweighted 2.0
+
+
+def test_deferred_names_each_metric_by_its_base_name_under_the_stage_prefix():
+    collection = deferred(MetricCollection({"acc": BinaryAccuracy()}, prefix="custom_"), prefix="train_")
+    assert list(collection.keys()) == ["train_acc"]
+    assert isinstance(collection["acc"], DeferredUpdates)
