@@ -62,6 +62,7 @@ def test_eval_disables_dropout_train_enables_it():
          r"`hidden_sizes` must be a list of positive integers \(\[\] for no hidden layer\), got \[8, 0\]"),
         ({"activation": "swish"}, r"`activation` must be one of \['elu', 'leaky_relu', 'relu', 'sigmoid', 'tanh'\]"),
         ({"input_size": 0}, r"`input_size` must be a positive integer, got 0"),
+        ({"output_size": -1}, r"`output_size` must be a positive integer, got -1"),
     ],
 )
 def test_invalid_arguments_name_the_argument(kwargs, message):
