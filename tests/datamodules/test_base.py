@@ -48,6 +48,7 @@ def test_device_cache_and_pin_memory_are_no_ops_on_cpu(fashion_root, make_traine
     assert loader.dataset is dm.datasets["train"] and loader.dataset.inputs.device.type == "cpu"
     assert not loader.pin_memory and loader.num_workers == 1
     assert loader.persistent_workers  # workers are started once, not every epoch
+    assert dm.device_cache is True  # kept for a GPU run, where it moves the whole split to the device once
     assert not FashionMNISTDataModule(str(fashion_root), download=False).val_dataloader().persistent_workers
     assert dm.target_device == torch.device("cpu")
 
