@@ -11,6 +11,7 @@ the mutation environment's Python::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import random
@@ -43,11 +44,12 @@ def generate_mutants() -> None:
 
     set_mutant_under_test("mutant_generation")
     os.makedirs("mutants", exist_ok=True)
-    copy_src_dir()
-    copy_also_copy_files()
-    setup_source_paths()
-    store_lines_covered_by_tests()
-    create_mutants(os.cpu_count() or 1)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the names only
+        copy_src_dir()
+        copy_also_copy_files()
+        setup_source_paths()
+        store_lines_covered_by_tests()
+        create_mutants(os.cpu_count() or 1)
 
 
 def stratified_sample(by_file: dict[str, list[str]], fraction: float, seed: int) -> list[str]:
