@@ -17,6 +17,7 @@ from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 
 from lit_reg.callbacks.figures import (
+    SPLIT_LABELS,
     evaluate_on,
     find_split_points,
     png_filename,
@@ -28,8 +29,6 @@ from lit_reg.callbacks.split_predictions import run_name
 
 #: markers of the points of each split
 SPLIT_MARKERS = {"train": "o", "val": "^", "test": "s"}
-#: what each split is called in legends
-SPLIT_LABELS = {"train": "train", "val": "validation", "test": "test"}
 #: colour of each class (matplotlib's "tab10"); with two classes the ends of the probability map's "RdBu_r"
 CLASS_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
                 "tab:gray", "tab:olive", "tab:cyan")

@@ -22,6 +22,8 @@ from torch.utils.data import TensorDataset
 
 log = logging.getLogger(__name__)
 
+#: what each split is called in legends
+SPLIT_LABELS = {"train": "train", "val": "validation", "test": "test"}
 #: resolution of the saved PNGs: a figure of ``(w, h)`` inches is ``100·w × 100·h`` pixels
 DPI = 100
 

@@ -17,8 +17,15 @@ from matplotlib.figure import Figure
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
-from lit_reg.callbacks.decision_boundary import SPLIT_LABELS
-from lit_reg.callbacks.figures import DPI, evaluate_on, find_split_points, save_to_run, title_width, wrap_title
+from lit_reg.callbacks.figures import (
+    DPI,
+    SPLIT_LABELS,
+    evaluate_on,
+    find_split_points,
+    save_to_run,
+    title_width,
+    wrap_title,
+)
 from lit_reg.callbacks.fit_only_state import FitOnlyState
 from lit_reg.callbacks.fit_state_key import FitStateKey
 from lit_reg.callbacks.split_predictions import run_name
