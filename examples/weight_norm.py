@@ -10,10 +10,12 @@ both runs' total norm and losses per epoch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytorch_lightning as pl
 from _common import example_parser, output_dir, print_table, save_figure
 from matplotlib.figure import Figure
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from datamodules import ToyRegressionDataModule
 from lit_reg import DenseRegressor, default_callbacks, default_logger
@@ -22,13 +24,15 @@ from lit_reg.callbacks import LearningCurves, WeightNormMonitor
 WEIGHT_DECAY = 0.1
 
 
-def train(weight_decay: float, epochs: int, out: str) -> tuple[pl.Trainer, LearningCurves, WeightNormMonitor]:
+def train(weight_decay: float, epochs: int, out: str, extra_callbacks: Sequence[Callback] = ()
+          ) -> tuple[pl.Trainer, LearningCurves, WeightNormMonitor]:
     pl.seed_everything(2021)
     model = DenseRegressor(input_size=1, output_size=1, hidden_sizes=[300, 500], activation="leaky_relu",
                            lr=1e-4, weight_decay=weight_decay)
     data = ToyRegressionDataModule("linear", batch_size=10)
     # thousands of one-step epochs: no checkpoint every epoch, validation every 10th
-    callbacks = [c for c in default_callbacks(early_stopping=False) if not isinstance(c, ModelCheckpoint)]
+    callbacks = [*(c for c in default_callbacks(early_stopping=False) if not isinstance(c, ModelCheckpoint)),
+                 *extra_callbacks]
     trainer = pl.Trainer(max_epochs=epochs, logger=default_logger(f"weight_decay_{weight_decay}", save_dir=out),
                          callbacks=callbacks, enable_checkpointing=False, check_val_every_n_epoch=10,
                          enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,

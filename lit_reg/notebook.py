@@ -10,11 +10,14 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from datamodules.fakes import write_fashion_mnist
 
@@ -35,6 +38,22 @@ def project_root(start: Path | None = None) -> Path:
     """The nearest folder at or above ``start`` (default: the working directory) holding ``pyproject.toml``."""
     start = Path.cwd() if start is None else start
     return next((p for p in (start, *start.parents) if (p / "pyproject.toml").is_file()), start)
+
+
+def example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` of the checkout this package lives in, so a notebook reuses an example's runs and
+    figures instead of copying them (the examples import their ``_common`` helpers: ``examples/`` goes on the path).
+
+    Raises:
+        FileNotFoundError: lit_reg is installed without its checkout (the examples are not packaged).
+    """
+    folder = Path(__file__).resolve().parents[1] / "examples"
+    if not (folder / f"{name}.py").is_file():
+        raise FileNotFoundError(f"no example {name!r} in {folder}: the notebooks need a checkout of lit_reg "
+                                "(git clone), where examples/ sits beside lit_reg/")
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return importlib.import_module(name)
 
 
 def lecture_setup(name: str, fashion_mnist: bool = False, environ: Mapping[str, str] = os.environ) -> LectureSetup:

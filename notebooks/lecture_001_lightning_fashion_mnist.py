@@ -26,13 +26,11 @@
 # %%
 # %matplotlib inline
 import pytorch_lightning as pl
-from matplotlib.figure import Figure
 
 from datamodules import FashionMNISTDataModule
-from datamodules.toy_classification import ToyClassificationDataModule
 from lit_reg import DenseClassifier, default_callbacks, default_logger
-from lit_reg.callbacks import DecisionBoundary, LearningCurves, SampleGrid, StepCurves
-from lit_reg.notebook import lecture_setup
+from lit_reg.callbacks import LearningCurves, SampleGrid, StepCurves
+from lit_reg.notebook import example, lecture_setup
 
 setup = lecture_setup("lecture_001", fashion_mnist=True)
 FAST, LOGS, DATA_DIR = setup.fast, setup.logs, setup.data_dir
@@ -96,30 +94,14 @@ print(f"test accuracy of the best checkpoint (epoch {curves.best_epoch + 1}): {t
 # %%
 EPOCHS = 30 if FAST else 1000
 DEPTHS = (1, 2) if FAST else (1, 2, 3, 4)
-
-
-def moons_fit(activation: str, depth: int) -> DecisionBoundary:
-    pl.seed_everything(3, verbose=False)
-    data = ToyClassificationDataModule("moons", batch_size=100, seed=3)
-    model = DenseClassifier(input_size=2, num_classes=2, lr=0.01, hidden_sizes=[10] * depth, activation=activation)
-    boundary = DecisionBoundary(resolution=40 if FAST else 200)
-    trainer = pl.Trainer(max_epochs=EPOCHS, logger=default_logger(f"moons_{activation}_{depth}", save_dir=str(LOGS)),
-                         callbacks=[boundary], enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, check_val_every_n_epoch=max(EPOCHS // 10, 1),
-                         log_every_n_steps=1, deterministic=True)
-    trainer.fit(model, datamodule=data)
-    return boundary
-
-
-boundaries = {(activation, depth): moons_fit(activation, depth) for activation in ("relu", "tanh") for depth in DEPTHS}
+moons = example("decision_boundary")  # examples/decision_boundary.py: the same fits, as a script
+runs = {f"{activation}, {depth} hidden layer{'s' * (depth > 1)}": moons.train(
+            f"moons_{activation}_{depth}", EPOCHS, 40 if FAST else 200, str(LOGS), 3, hidden_sizes=[10] * depth,
+            activation=activation)
+        for activation in ("relu", "tanh") for depth in DEPTHS}
 
 # %%
-figure = Figure(figsize=(3.2 * len(DEPTHS), 6.4))
-for axes, ((activation, depth), boundary) in zip(figure.subplots(2, len(DEPTHS)).ravel(), boundaries.items(),
-                                                 strict=True):
-    boundary.draw(axes, title=f"{activation}, {depth} hidden layer{'s' * (depth > 1)}", colorbar=False, legend=False)
-    axes.title.set_fontsize("medium")
-figure.suptitle(f"Two moons after {EPOCHS} epochs: P(class 1), boundary at 0.5")
+figure = moons.grid_figure(runs, len(DEPTHS), f"Two moons after {EPOCHS} epochs: P(class 1), boundary at 0.5")
 figure.tight_layout()
 figure
 
@@ -135,6 +117,6 @@ figure
 # | tanh, 4 hidden layers | 1.00 | 0.85 | 7.57 |
 
 # %%
-for (activation, depth), boundary in boundaries.items():
-    print(f"{activation}, {depth} hidden: boundary length {boundary.boundary.contour_length():.2f}, "
-          f"mean |grad p| {boundary.boundary.mean_gradient_norm():.3f}")
+for label, run in runs.items():
+    print(f"{label}: train acc {run['train acc']:.2f}, val acc {run['val acc']:.2f}, "
+          f"boundary length {run['boundary length']:.2f}, mean |grad p| {run['mean |grad p|']:.3f}")

@@ -28,12 +28,11 @@
 # %matplotlib inline
 import pytorch_lightning as pl
 from matplotlib.figure import Figure
-from pytorch_lightning.callbacks import ModelCheckpoint
 
-from datamodules import FashionMNISTDataModule, ToyRegressionDataModule
-from lit_reg import DenseClassifier, DenseRegressor, default_callbacks, default_logger
+from datamodules import FashionMNISTDataModule
+from lit_reg import DenseClassifier, default_callbacks, default_logger
 from lit_reg.callbacks import LearningCurves, RegressionFit, WeightNormMonitor
-from lit_reg.notebook import lecture_setup
+from lit_reg.notebook import example, lecture_setup
 
 setup = lecture_setup("lecture_002", fashion_mnist=True)
 FAST, LOGS, DATA_DIR = setup.fast, setup.logs, setup.data_dir
@@ -47,24 +46,12 @@ FAST, LOGS, DATA_DIR = setup.fast, setup.logs, setup.data_dir
 
 # %%
 EPOCHS = 10 if FAST else 3000
+weight_norm = example("weight_norm")  # examples/weight_norm.py: the same runs and figure, as a script
 
 
 def weight_norm_run(weight_decay: float) -> tuple[LearningCurves, WeightNormMonitor, RegressionFit]:
-    pl.seed_everything(2021, verbose=False)
-    model = DenseRegressor(input_size=1, output_size=1, hidden_sizes=[300, 500], activation="leaky_relu", lr=1e-4,
-                           weight_decay=weight_decay)
-    data = ToyRegressionDataModule("linear", batch_size=10)
     fit = RegressionFit()
-    # thousands of one-step epochs: no checkpoint every epoch
-    callbacks = [*(c for c in default_callbacks(early_stopping=False, figures=False)
-                if not isinstance(c, ModelCheckpoint)), fit]
-    trainer = pl.Trainer(max_epochs=EPOCHS, logger=default_logger(f"weight_decay_{weight_decay}", save_dir=str(LOGS)),
-                         callbacks=callbacks, enable_checkpointing=False, check_val_every_n_epoch=10,
-                         enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
-                         deterministic=True)
-    trainer.fit(model, datamodule=data)
-    curves = next(c for c in callbacks if isinstance(c, LearningCurves))
-    norms = next(c for c in callbacks if isinstance(c, WeightNormMonitor))
+    _, curves, norms = weight_norm.train(weight_decay, EPOCHS, str(LOGS), extra_callbacks=[fit])
     return curves, norms, fit
 
 
@@ -76,19 +63,7 @@ for label, (curves, norms, _) in norm_runs.items():
           f"validation MSE best {min(val):.2f}, at the end {val[-1]:.2f}")
 
 # %%
-figure = Figure(figsize=(12.8, 4.8))
-norm_axes, train_axes, val_axes = figure.subplots(1, 3)
-for label, (curves, norms, _) in norm_runs.items():
-    norm_axes.plot(*zip(*norms.history, strict=True), label=label)
-    epochs = sorted(curves.history)
-    train_axes.plot(epochs, [curves.history[e]["train_loss"] for e in epochs], label=label)
-    validated = [e for e in epochs if "val_loss" in curves.history[e]]
-    val_axes.plot(validated, [curves.history[e]["val_loss"] for e in validated], label=label)
-norm_axes.set(xlabel="epoch", ylabel="total Frobenius norm of the weights", title="weight norm")
-train_axes.set(xlabel="epoch", ylabel="MSE", title="training loss (10 noisy points)", yscale="log")
-val_axes.set(xlabel="epoch", ylabel="MSE", title="loss on the clean line y = 2x (validation)")
-for axes in (norm_axes, train_axes, val_axes):
-    axes.legend()
+figure = weight_norm.plot({label: (curves, norms) for label, (curves, norms, _) in norm_runs.items()})
 figure.suptitle(f"1-300-500-1 LeakyReLU on the linear toy set, {EPOCHS} epochs")
 figure.tight_layout()
 figure

@@ -25,14 +25,11 @@
 # %%
 # %matplotlib inline
 import pytorch_lightning as pl
-import torch
 from matplotlib.figure import Figure
 
 from datamodules import FashionMNISTDataModule
-from datamodules.toy_classification import ToyClassificationDataModule
 from lit_reg import DenseClassifier, default_callbacks, default_logger
-from lit_reg.callbacks import DecisionBoundary
-from lit_reg.notebook import lecture_setup
+from lit_reg.notebook import example, lecture_setup
 
 setup = lecture_setup("lecture_003", fashion_mnist=True)
 FAST, LOGS, DATA_DIR = setup.fast, setup.logs, setup.data_dir
@@ -47,41 +44,17 @@ FAST, LOGS, DATA_DIR = setup.fast, setup.logs, setup.data_dir
 
 # %%
 EPOCHS = 20 if FAST else 2000
-VARIANTS = {"no penalty": {}, "L2 penalty 1e-2": {"l2_penalty": 1e-2}, "dropout 0.3": {"dropout": 0.3}}
-
-
-def accuracy(model: DenseClassifier, data: ToyClassificationDataModule, split: str) -> float:
-    dataset = data.datasets[split]
-    model.eval()
-    with torch.no_grad():
-        predicted = model(data.transform_inputs(dataset.inputs)).argmax(dim=1)
-    return float((predicted == dataset.targets).float().mean())
-
-
-def moons_fit(name: str, **regularizer) -> dict:
-    pl.seed_everything(3, verbose=False)
-    data = ToyClassificationDataModule("moons", batch_size=100, seed=3)
-    model = DenseClassifier(input_size=2, num_classes=2, lr=0.01, hidden_sizes=[100, 100, 100], **regularizer)
-    boundary = DecisionBoundary(resolution=40 if FAST else 200)
-    trainer = pl.Trainer(max_epochs=EPOCHS, logger=default_logger(name, save_dir=str(LOGS)), callbacks=[boundary],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         check_val_every_n_epoch=max(EPOCHS // 10, 1), log_every_n_steps=1, deterministic=True)
-    trainer.fit(model, datamodule=data)
-    return {"boundary": boundary, "train acc": accuracy(model, data, "train"), "val acc": accuracy(model, data, "val"),
-            "length": boundary.boundary.contour_length(), "gradient": boundary.boundary.mean_gradient_norm()}
-
-
-moons = {label: moons_fit(label.replace(" ", "_"), **kwargs) for label, kwargs in VARIANTS.items()}
-for label, run in moons.items():
+moons = example("decision_boundary")  # examples/decision_boundary.py: the same fits, as a script
+runs = {label: moons.train(label.replace(" ", "_"), EPOCHS, 40 if FAST else 200, str(LOGS), 3,
+                           hidden_sizes=moons.WIDE, **regularizer)
+        for label, regularizer in moons.REGULARIZERS.items()}
+for label, run in runs.items():
     print(f"{label:<16} train acc {run['train acc']:.2f}, val acc {run['val acc']:.2f}, "
-          f"boundary length {run['length']:.2f}, mean |grad p| {run['gradient']:.3f}")
+          f"boundary length {run['boundary length']:.2f}, mean |grad p| {run['mean |grad p|']:.3f}")
 
 # %%
-figure = Figure(figsize=(12.8, 4.8))
-for axes, (label, run) in zip(figure.subplots(1, len(moons)), moons.items(), strict=True):
-    run["boundary"].draw(axes, title=f"{label}\ntrain acc {run['train acc']:.2f}, val acc {run['val acc']:.2f}",
-                         colorbar=False, legend=False)
-figure.suptitle(f"Two moons, hidden [100, 100, 100] ReLU, after {EPOCHS} epochs: P(class 1), boundary at 0.5")
+figure = moons.grid_figure(runs, len(runs), f"Two moons, hidden {moons.WIDE} ReLU, after {EPOCHS} epochs: "
+                                            "P(class 1), boundary at 0.5")
 figure.tight_layout()
 figure
 
@@ -100,7 +73,7 @@ figure
 # not reproduced here. The L2-penalized net's map as `DecisionBoundary` draws it, with the training points:
 
 # %%
-moons["L2 penalty 1e-2"]["boundary"].last_figure
+runs["L2 penalty 1e-2"]["boundary"].last_figure
 
 # %% [markdown]
 # ## 2. More data regularizes

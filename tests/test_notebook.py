@@ -6,7 +6,7 @@ import pytest
 
 from datamodules import FashionMNISTDataModule
 from datamodules.fakes import write_fashion_mnist
-from lit_reg.notebook import lecture_setup, project_root
+from lit_reg.notebook import example, lecture_setup, project_root
 
 
 def test_fast_mode_runs_in_a_new_temporary_folder_on_generated_fashion_mnist(tmp_path, monkeypatch):
@@ -52,3 +52,10 @@ def test_project_root_is_the_nearest_folder_with_pyproject(tmp_path, depth):
     (tmp_path / "pyproject.toml").write_text("")
     start = tmp_path.joinpath(*["sub"] * depth)
     assert project_root(start) == tmp_path
+
+
+def test_example_imports_an_example_script_of_the_checkout_and_names_a_missing_one():
+    weight_norm = example("weight_norm")
+    assert callable(weight_norm.train) and callable(weight_norm.plot)
+    with pytest.raises(FileNotFoundError, match="no example 'nope' in .*examples: the notebooks need a checkout"):
+        example("nope")
